@@ -1,0 +1,1 @@
+"""Label Studio ML backends that serve catalog models as pre-annotations."""

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from herbarium.imaging import ImageReadError, oriented_size, read_image
+
+
+def _marked_jpeg(path: Path, width: int, height: int, orientation: int = 1) -> None:
+    """A grey image with a red block in its stored top-left corner."""
+    pixels = np.full((height, width, 3), 128, dtype=np.uint8)
+    pixels[: height // 4, : width // 4] = (255, 0, 0)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(pixels).save(path, quality=95, exif=exif)
+
+
+def _is_red(pixel: tuple[int, int, int]) -> bool:
+    return pixel[0] > 200 and pixel[1] < 60 and pixel[2] < 60
+
+
+def test_exif_rotation_is_applied_to_pixels_and_size(tmp_path: Path) -> None:
+    path = tmp_path / "rotated.jpg"
+    _marked_jpeg(path, width=200, height=100, orientation=6)  # displayed rotated 90° clockwise
+    assert oriented_size(path) == (100, 200)
+    loaded = read_image(path)
+    assert loaded.image.size == (100, 200)
+    assert (loaded.original_width, loaded.original_height) == (100, 200)
+    # The stored top-left corner is shown at the top-right.
+    assert _is_red(loaded.image.getpixel((95, 5)))  # type: ignore[arg-type]
+    assert not _is_red(loaded.image.getpixel((5, 5)))  # type: ignore[arg-type]
+
+
+def test_upright_image_is_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "upright.jpg"
+    _marked_jpeg(path, width=200, height=100)
+    loaded = read_image(path)
+    assert loaded.image.size == (200, 100)
+    assert _is_red(loaded.image.getpixel((5, 5)))  # type: ignore[arg-type]
+
+
+def test_reduced_decode_keeps_the_original_frame(tmp_path: Path) -> None:
+    path = tmp_path / "big.jpg"
+    _marked_jpeg(path, width=3000, height=4000, orientation=8)
+    loaded = read_image(path, max_side=1000)
+    assert max(loaded.image.size) == 1000
+    assert (loaded.original_width, loaded.original_height) == (4000, 3000)
+    assert loaded.scale == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"", "not an image"), (b"this is not a jpeg", "not an image"), (None, "no such file")],
+)
+def test_unreadable_files_raise_a_clear_error(tmp_path: Path, content: bytes | None, reason: str) -> None:
+    path = tmp_path / "broken.jpg"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ImageReadError, match=f"broken.jpg: {reason}"):
+        read_image(path)
+
+
+def test_truncated_jpeg_raises_a_clear_error(tmp_path: Path) -> None:
+    good = tmp_path / "good.jpg"
+    _marked_jpeg(good, width=400, height=300)
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(good.read_bytes()[:600])
+    with pytest.raises(ImageReadError, match="truncated.jpg: truncated or corrupt"):
+        read_image(truncated)
