@@ -9,7 +9,7 @@ PACKAGES := herbarium catalog connectors ml_backends fiftyone_plugins plantai
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: install demo test lint typecheck pytest bench clean help
+.PHONY: install system-deps demo test lint typecheck pytest bench clean help
 
 help:
 	@echo "make demo   set up (first run installs) and run PlantAI on embedded defaults"
@@ -18,6 +18,12 @@ help:
 	@echo "make bench  speed figures, each beside a baseline measured in the same run"
 
 install: $(STAMP)
+
+# Debian packages the tests start: PostgreSQL (the catalog's team database).
+system-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "Installing PostgreSQL from Debian's packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "PlantAI needs $(PYTHON) (Python 3.11)"; exit 1; }
@@ -46,7 +52,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
