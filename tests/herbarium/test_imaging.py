@@ -59,7 +59,7 @@ def test_unreadable_files_raise_a_clear_error(tmp_path: Path, content: bytes | N
     path = tmp_path / "broken.jpg"
     if content is not None:
         path.write_bytes(content)
-    with pytest.raises(ImageReadError, match=f"broken.jpg: {reason}"):
+    with pytest.raises(ImageReadError, match=rf"broken\.jpg: {reason}"):
         read_image(path)
 
 
@@ -68,5 +68,5 @@ def test_truncated_jpeg_raises_a_clear_error(tmp_path: Path) -> None:
     _marked_jpeg(good, width=400, height=300)
     truncated = tmp_path / "truncated.jpg"
     truncated.write_bytes(good.read_bytes()[:600])
-    with pytest.raises(ImageReadError, match="truncated.jpg: truncated or corrupt"):
+    with pytest.raises(ImageReadError, match=r"truncated\.jpg: truncated or corrupt"):
         read_image(truncated)

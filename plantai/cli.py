@@ -1,0 +1,27 @@
+"""``plantai``: the command line of PlantAI suite.
+
+Command groups are declared here, in one place; each lives in :mod:`plantai.commands`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from herbarium import __version__
+from plantai.commands.info import info
+from plantai.commands.synth import synth
+from plantai.commands.taxonomy import taxonomy
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="plantai")
+def cli() -> None:
+
+    Detect non-vegetal elements and plant organs, segment the plant and classify traits,
+    with Label Studio for expert correction and FiftyOne for exploration.
+    """
+
+
+cli.add_command(info)
+cli.add_command(synth)
+cli.add_command(taxonomy)
