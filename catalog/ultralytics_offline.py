@@ -6,10 +6,13 @@ must run before anything imports it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
 from pathlib import Path
+
+from herbarium.settings import plantai_home
 
 # check_font() asks github.com for these unless they are in the config dir.
 _FONTS = ("Arial.ttf", "Arial.Unicode.ttf")
@@ -25,8 +28,15 @@ def _bundled_font() -> Path:
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
 
 
-def configure_offline_ultralytics(config_dir: Path) -> Path:
-    """Point Ultralytics at ``config_dir`` with fonts in place and sync off; return its settings dir."""
+def configure_offline_ultralytics(config_dir: Path | None = None) -> Path:
+    """Point Ultralytics at ``config_dir`` with fonts in place and sync off; return its settings dir.
+
+    ``config_dir`` defaults to ``$YOLO_CONFIG_DIR``, else ``$PLANTAI_HOME/ultralytics``. Calling it
+    again with the same dir does nothing more.
+    """
+    if config_dir is None:
+        configured = os.environ.get("YOLO_CONFIG_DIR")
+        config_dir = Path(configured) if configured else plantai_home() / "ultralytics"
     settings_dir = config_dir / "Ultralytics"  # Ultralytics appends this to YOLO_CONFIG_DIR
     if "ultralytics" in sys.modules and os.environ.get("YOLO_CONFIG_DIR") != str(config_dir):
         raise UltralyticsAlreadyImportedError(
@@ -41,7 +51,10 @@ def configure_offline_ultralytics(config_dir: Path) -> Path:
     os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
     os.environ["YOLO_OFFLINE"] = "1"  # no import-time connectivity probe
     os.environ["YOLO_AUTOINSTALL"] = "false"  # never pip-install at run time
-    from ultralytics.utils import SETTINGS
+    # Its first import prints a settings banner on stdout, where scripts read --json: send it to stderr
+    # (its log handler, created then, keeps writing there).
+    with contextlib.redirect_stdout(sys.stderr):
+        from ultralytics.utils import SETTINGS
 
     SETTINGS.update({"sync": False})  # type: ignore[no-untyped-call]
     return settings_dir

@@ -9,6 +9,7 @@ import click
 
 from herbarium import __version__
 from plantai.commands.info import info
+from plantai.commands.models import models
 from plantai.commands.synth import synth
 from plantai.commands.taxonomy import taxonomy
 
@@ -16,6 +17,7 @@ from plantai.commands.taxonomy import taxonomy
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="plantai")
 def cli() -> None:
+    """PlantAI suite: deep-learning models for herbarium specimen scans.
 
     Detect non-vegetal elements and plant organs, segment the plant and classify traits,
     with Label Studio for expert correction and FiftyOne for exploration.
@@ -23,5 +25,6 @@ def cli() -> None:
 
 
 cli.add_command(info)
+cli.add_command(models)
 cli.add_command(synth)
 cli.add_command(taxonomy)
