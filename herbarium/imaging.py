@@ -7,11 +7,17 @@ image). Big scans are decoded at reduced size when the caller only needs a small
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, TypeAlias
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+# A file on disk, or its bytes already in memory (a download).
+ImageSource: TypeAlias = str | Path | bytes | BinaryIO
 
 # EXIF orientations 5-8 swap width and height.
 _TRANSPOSED_ORIENTATIONS = frozenset({5, 6, 7, 8})
@@ -44,41 +50,71 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _open(path: Path) -> Image.Image:
+def _describe(source: ImageSource, name: str | None) -> str:
+    if name:
+        return name
+    if isinstance(source, (str, Path)):
+        return str(source)
+    return "<image bytes>"
+
+
+def _open(source: ImageSource, name: str | None = None) -> Image.Image:
+    where = _describe(source, name)
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageReadError(f"{where}: empty file, not an image")
+        source = io.BytesIO(source)
+    elif isinstance(source, str):
+        source = Path(source)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(path)
+            # Pillow only warns between 89.5 and 179 Mpx; big herbarium scans (about 68 Mpx) stay below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(source)
     except FileNotFoundError:
-        raise ImageReadError(f"{path}: no such file") from None
+        raise ImageReadError(f"{where}: no such file") from None
     except UnidentifiedImageError:
-        raise ImageReadError(f"{path}: not an image Pillow can read (corrupt or unsupported format)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageReadError(f"{path}: image too large to decode safely ({exc})") from None
+        raise ImageReadError(f"{where}: not an image Pillow can read (corrupt or unsupported format)") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(f"{where}: image too large to decode safely ({exc})") from None
     except OSError as exc:
-        raise ImageReadError(f"{path}: truncated or corrupt image ({exc})") from None
+        raise ImageReadError(f"{where}: truncated or corrupt image ({exc})") from None
 
 
-def oriented_size(path: str | Path) -> tuple[int, int]:
+def _as_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB from whatever the scanner wrote: 16-bit grey, CMYK, alpha over white paper."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        pixels = np.asarray(image, dtype=np.float64)
+        top = pixels.max() or 1.0
+        scaled = (pixels * (255.0 / (65535.0 if top > 255 else 255.0))).clip(0, 255).astype(np.uint8)
+        return Image.fromarray(scaled, mode="L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(paper, rgba).convert("RGB")
+    return image.convert("RGB")  # a copy even when already RGB: the source is closed after
+
+
+def oriented_size(path: ImageSource, name: str | None = None) -> tuple[int, int]:
     """(width, height) as displayed, read from the header only."""
-    path = Path(path)
-    with _open(path) as image:
+    with _open(path, name) as image:
         width, height = image.size
         if _orientation(image) in _TRANSPOSED_ORIENTATIONS:
             return height, width
         return width, height
 
 
-def read_image(path: str | Path, max_side: int | None = None) -> SpecimenImage:
-    """Decode ``path`` to RGB, EXIF orientation applied, at most ``max_side`` px on its long side.
+def read_image(path: ImageSource, max_side: int | None = None, name: str | None = None) -> SpecimenImage:
+    """Decode ``path`` (a file, or its bytes) to RGB, EXIF applied, at most ``max_side`` px on its long side.
 
     The returned ``original_width/height`` are those of the full-resolution oriented image, so
-    predictions made on the reduced picture can be scaled back to the original frame.
+    predictions made on the reduced picture can be scaled back to the original frame. ``name``
+    names the image in error messages when ``path`` is bytes.
     """
-    path = Path(path)
+    where = _describe(path, name)
     if max_side is not None and max_side <= 0:
         raise ValueError(f"max_side: expected a positive number of pixels, got {max_side}")
-    image = _open(path)
+    image = _open(path, name)
     try:
         full_w, full_h = image.size
         orientation = _orientation(image)
@@ -88,9 +124,11 @@ def read_image(path: str | Path, max_side: int | None = None) -> SpecimenImage:
         try:
             image.load()
         except OSError as exc:
-            raise ImageReadError(f"{path}: truncated or corrupt image data ({exc})") from None
+            raise ImageReadError(f"{where}: truncated or corrupt image data ({exc})") from None
+        except Image.DecompressionBombError as exc:
+            raise ImageReadError(f"{where}: image too large to decode safely ({exc})") from None
         oriented = ImageOps.exif_transpose(image) if orientation != 1 else image
-        rgb = oriented.convert("RGB")
+        rgb = _as_rgb(oriented)
         if max_side is not None and max(rgb.size) > max_side:
             scale = max_side / max(rgb.size)
             rgb = rgb.resize(

@@ -70,3 +70,32 @@ def test_truncated_jpeg_raises_a_clear_error(tmp_path: Path) -> None:
     truncated.write_bytes(good.read_bytes()[:600])
     with pytest.raises(ImageReadError, match=r"truncated\.jpg: truncated or corrupt"):
         read_image(truncated)
+
+
+def test_sixteen_bit_greyscale_tiff_becomes_eight_bit_rgb(tmp_path: Path) -> None:
+    path = tmp_path / "master.tif"
+    pixels = np.zeros((40, 30), dtype=np.uint16)
+    pixels[:, 15:] = 65535
+    Image.fromarray(pixels).save(path)
+    loaded = read_image(path)
+    assert loaded.image.mode == "RGB"
+    assert loaded.image.getpixel((2, 2)) == (0, 0, 0)
+    assert loaded.image.getpixel((25, 2)) == (255, 255, 255)
+
+
+def test_cmyk_and_transparent_images_become_rgb_on_white(tmp_path: Path) -> None:
+    cmyk = tmp_path / "print.jpg"
+    Image.new("CMYK", (20, 10), (0, 0, 0, 0)).save(cmyk)
+    assert read_image(cmyk).image.getpixel((5, 5)) == pytest.approx((255, 255, 255), abs=2)
+    transparent = tmp_path / "cutout.png"
+    Image.new("RGBA", (20, 10), (0, 0, 0, 0)).save(transparent)
+    assert read_image(transparent).image.getpixel((5, 5)) == (255, 255, 255)
+
+
+def test_bytes_are_read_like_files_and_named_in_errors(tmp_path: Path) -> None:
+    path = tmp_path / "sheet.jpg"
+    _marked_jpeg(path, width=80, height=60, orientation=6)
+    loaded = read_image(path.read_bytes(), max_side=40, name="task 7")
+    assert (loaded.original_width, loaded.original_height) == (60, 80)
+    with pytest.raises(ImageReadError, match="task 7: not an image"):
+        read_image(b"garbage", name="task 7")
