@@ -8,8 +8,11 @@ from __future__ import annotations
 import click
 
 from herbarium import __version__
+from plantai.commands.backends import backends
 from plantai.commands.info import info
 from plantai.commands.models import models
+from plantai.commands.predict import predict
+from plantai.commands.serve import serve
 from plantai.commands.synth import synth
 from plantai.commands.taxonomy import taxonomy
 
@@ -24,7 +27,10 @@ def cli() -> None:
     """
 
 
+cli.add_command(backends)
 cli.add_command(info)
 cli.add_command(models)
+cli.add_command(predict)
+cli.add_command(serve)
 cli.add_command(synth)
 cli.add_command(taxonomy)

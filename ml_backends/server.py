@@ -1,0 +1,91 @@
+"""The one HTTP face of every PlantAI backend: Label Studio's ML backend protocol on Flask 3.
+
+Served by gunicorn with threads in one process, so the model cache is shared by all requests.
+Label Studio gives ``/webhook`` one second: it answers at once and hands events on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+
+from catalog.registry import Catalog
+from ml_backends.service import BadRequestError, PredictionService
+from ml_backends.task_images import LabelStudioAccess, TaskImages
+
+log = logging.getLogger(__name__)
+
+WebhookHandler = Callable[[dict[str, Any]], None]
+
+
+def create_app(service: PredictionService, on_event: WebhookHandler | None = None) -> Flask:
+    """A Flask app for ``service``; ``on_event`` receives webhook events (it must return quickly)."""
+    app = Flask("plantai-backend")
+    app.config["service"] = service
+
+    def count(endpoint: str) -> None:
+        service.metrics.add(f"requests_{endpoint}")
+
+    @app.errorhandler(BadRequestError)
+    def bad_request(exc: BadRequestError) -> tuple[Response, int]:
+        return jsonify({"status": "error", "error": str(exc)}), 400
+
+    @app.get("/health")
+    @app.get("/")
+    def health() -> Response:
+        count("health")
+        return jsonify({"status": "UP", "model_class": "PlantAI", "kind": service.kind})
+
+    @app.post("/setup")
+    def setup() -> Response:
+        count("setup")
+        return jsonify({"model_version": service.setup(_json_body())})
+
+    @app.post("/predict")
+    def predict() -> Response:
+        count("predict")
+        results = service.predict(_json_body())
+        return jsonify({"results": results})
+
+    @app.post("/webhook")
+    def webhook() -> tuple[Response, int]:
+        count("webhook")
+        event = _json_body()
+        action = event.get("action") if isinstance(event, dict) else None
+        service.metrics.add(f"webhook_{str(action).lower()}")
+        if on_event is not None and isinstance(event, dict):
+            on_event(event)
+        return jsonify({"status": "ok", "action": action}), 201
+
+    @app.route("/versions", methods=["GET", "POST"])
+    def versions() -> Response:
+        count("versions")
+        refs = [f"{m.name}@{m.production}" for m in service.served_models()]
+        return jsonify({"versions": refs, "model_dir": str(service.catalog.home)})
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(service.metrics.render(), mimetype="text/plain; version=0.0.4")
+
+    return app
+
+
+def _json_body() -> Any:
+    body = request.get_json(silent=True, force=True)
+    if body is None:
+        raise BadRequestError("expected a JSON body")
+    return body
+
+
+def service_from_environment(kind: str, catalog: Catalog | None = None) -> PredictionService:
+    """A service configured the way Label Studio's own variables say: one name per setting."""
+    document_root = os.environ.get("LOCAL_FILES_DOCUMENT_ROOT")
+    url = os.environ.get("LABEL_STUDIO_URL")
+    access = LabelStudioAccess(url=url, api_key=os.environ.get("LABEL_STUDIO_API_KEY")) if url else None
+    images = TaskImages(Path(document_root) if document_root else None, access)
+    return PredictionService(catalog or Catalog.open(), images, kind=kind)

@@ -1,0 +1,47 @@
+"""``plantai backends``: connect PlantAI backends to Label Studio projects."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.group()
+def backends() -> None:
+    """Connect running PlantAI backends (`plantai serve`) to Label Studio projects."""
+
+
+@backends.command()
+@click.option("--project", type=int, required=True, help="Label Studio project id.")
+@click.option("--url", default="http://127.0.0.1:9090", show_default=True, help="The backend's URL.")
+@click.option("--label-studio-url", envvar="LABEL_STUDIO_URL", required=True, help="Label Studio [LABEL_STUDIO_URL].")
+@click.option("--api-key", envvar="LABEL_STUDIO_API_KEY", required=True, help="Token [LABEL_STUDIO_API_KEY].")
+@click.option("--tiling", is_flag=True, help="Predict small organs on overlapping tiles (slower, finer).")
+@click.option("--predict-all", is_flag=True, help="Then ask Label Studio to pre-annotate every task now.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def connect(
+    project: int, url: str, label_studio_url: str, api_key: str, tiling: bool, predict_all: bool, as_json: bool
+) -> None:
+    """Connect the backend at --url to a project (once: running it again changes nothing).
+
+    \b
+    Example:
+      plantai backends connect --project 3 --url http://127.0.0.1:9090 --predict-all
+    """
+    from label_studio_sdk import LabelStudio
+
+    from ml_backends.connect import connect_backend, predict_all_tasks
+
+    client = LabelStudio(base_url=label_studio_url, api_key=api_key)  # type: ignore[no-untyped-call]
+    try:
+        connection = connect_backend(client, project, url, extra_params={"tiling": True} if tiling else None)
+        if predict_all:
+            predict_all_tasks(client, project)
+    except Exception as exc:  # the SDK's errors carry Label Studio's message
+        raise click.ClickException(f"could not connect {url} to project {project}: {exc}") from None
+    if as_json:
+        click.echo(json.dumps({**connection.__dict__, "predict_all": predict_all}))
+        return
+    state = "connected" if connection.created else "already connected"
+    click.echo(f"{url} {state} to project {project} (backend id {connection.backend_id})")

@@ -1,0 +1,56 @@
+"""``plantai serve``: run a PlantAI ML backend for Label Studio."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ml_backends.service import BACKEND_KINDS
+
+
+@click.command()
+@click.argument("backend", type=click.Choice(sorted(BACKEND_KINDS)), default="all")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=9090, show_default=True, help="Port to listen on.")
+@click.option("--threads", default=4, show_default=True, help="Request threads (one process: one model cache).")
+@click.option("--timeout", default=120, show_default=True, help="Seconds before a stuck request is abandoned.")
+def serve(backend: str, host: str, port: int, threads: int, timeout: int) -> None:
+    """Serve the catalog's production models to Label Studio as pre-annotations.
+
+    BACKEND picks which models: nonvegetal, organs, segmentation, traits, or all (default).
+    One backend can fill every tag of a project; connect it with `plantai backends connect`.
+
+    Settings come from the environment, with Label Studio's own names:
+    LOCAL_FILES_DOCUMENT_ROOT (read task images from disk), LABEL_STUDIO_URL and
+    LABEL_STUDIO_API_KEY (download the others, from that host only), PLANTAI_HOME or
+    PLANTAI_CATALOG_URL (the catalog).
+
+    \b
+    Example:
+      LOCAL_FILES_DOCUMENT_ROOT=/data/scans plantai serve all --port 9090
+    """
+    from gunicorn.app.base import BaseApplication
+
+    from ml_backends.server import create_app, service_from_environment
+
+    app = create_app(service_from_environment(backend))
+
+    class Gunicorn(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            options: dict[str, Any] = {
+                "bind": f"{host}:{port}",
+                "workers": 1,
+                "threads": threads,
+                "worker_class": "gthread",
+                "timeout": timeout,
+                "accesslog": "-",
+            }
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return app
+
+    click.echo(f"PlantAI backend '{backend}' on http://{host}:{port}")
+    Gunicorn().run()
