@@ -21,7 +21,9 @@ CONFIG = """
   <BrushLabels name="plant_mask" toName="sheet"><Label value="plant"/></BrushLabels>
   <PolygonLabels name="plant_outline" toName="sheet"><Label value="specimen"/></PolygonLabels>
   <Choices name="verdict" toName="sheet" perRegion="true"><Choice value="correct"/></Choices>
-  <Choices name="phenology" toName="sheet"><Choice value="Flowering"/><Choice value="fruit"/><Choice value="sterile"/></Choices>
+  <Choices name="phenology" toName="sheet">
+    <Choice value="Flowering"/><Choice value="fruit"/><Choice value="sterile"/>
+  </Choices>
   <TextArea name="comment" toName="sheet"/>
 </View>
 """

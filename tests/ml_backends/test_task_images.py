@@ -147,5 +147,5 @@ def test_without_label_studio_only_local_files_can_be_read(tmp_path: Path) -> No
 
 def test_unreadable_local_file_is_an_image_error(tmp_path: Path) -> None:
     (tmp_path / "empty.jpg").write_bytes(b"")
-    with pytest.raises(ImageReadError, match="empty.jpg"):
+    with pytest.raises(ImageReadError, match=r"empty\.jpg"):
         TaskImages(tmp_path, None).read("/data/local-files/?d=empty.jpg", max_side=None)
