@@ -192,7 +192,11 @@ class PredictionService:
             log.warning("no catalog model fills any tag of this config (unfilled: %s)", ", ".join(plan.unfilled))
             return [self._empty(version) for _ in tasks]
 
-        adapters = self._adapters(plan)
+        try:
+            conf = float(params.get("conf", self.conf))
+        except (TypeError, ValueError):
+            raise BadRequestError("extra_params.conf: expected a number") from None
+        adapters = self._adapters(plan, conf)
         decode_side = max(adapter.decode_side(tiling) for adapter in adapters.values())
         decoded = list(self._decoder.map(lambda task: self._decode(task, plan, decode_side), tasks))
         good = [i for i, image in enumerate(decoded) if isinstance(image, SpecimenImage)]
@@ -234,12 +238,12 @@ class PredictionService:
             params.update(_parse_params(request_params.get("extra_params")))
         return payload["tasks"], self.plan(label_config), params
 
-    def _adapters(self, plan: Plan) -> dict[str, Adapter]:
+    def _adapters(self, plan: Plan, conf: float) -> dict[str, Adapter]:
         adapters: dict[str, Adapter] = {}
         for assignment in plan.assignments:
             if assignment.model.name not in adapters:
                 loaded = load_model(assignment.ref, catalog=self.catalog)  # cached per name@version
-                adapters[assignment.model.name] = adapter_for(loaded, assignment.model.kind, conf=self.conf)
+                adapters[assignment.model.name] = adapter_for(loaded, assignment.model.kind, conf=conf)
         return adapters
 
     def _decode(self, task: Any, plan: Plan, max_side: int) -> SpecimenImage | str:

@@ -20,6 +20,9 @@ from connectors.local_fiftyone_db import LocalFiftyOneDatabase
 from connectors.local_labelstudio import LABEL_STUDIO_VERSION, LabelStudioServer, LocalLabelStudio
 from connectors.local_process import free_loopback_port
 
+# Tiny models trained on generated sheets, cached in .cache/test-models between runs.
+pytest_plugins = ["tests.plugins.trained_models"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = REPO_ROOT.parent / "shared" / "data" / "herbarium-samples"
 # Kept between runs (ignored by git): the migrated Label Studio database every server copies.
