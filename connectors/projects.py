@@ -1,0 +1,97 @@
+"""PlantAI workspaces in Label Studio: review projects over a folder of specimen images.
+
+Images stay where they are, under Label Studio's ``LOCAL_FILES_DOCUMENT_ROOT``; a local storage
+covering their folder lets Label Studio serve them, and each task carries the specimen's
+Darwin Core record next to its image URL, so the sync can put both on the FiftyOne sample.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from connectors.label_config import IMAGE_KEY, REVIEW_TASKS, review_config
+
+CATALOG_NUMBER_KEY = "catalogNumber"
+IMPORT_BATCH = 500  # Label Studio imports thousands of tasks per request; batches keep requests bounded
+
+
+class ProjectError(ValueError):
+    """A project operation that cannot be done as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class SpecimenTask:
+    """What a task is made of: the image on disk and the specimen's Darwin Core record."""
+
+    catalog_number: str
+    image: Path
+    record: Mapping[str, str] = field(default_factory=dict)
+
+
+def local_files_url(image: Path, document_root: Path) -> str:
+    """The ``/data/local-files/?d=...`` URL Label Studio serves ``image`` under."""
+    image, root = image.resolve(), document_root.resolve()
+    if not image.is_relative_to(root):
+        raise ProjectError(f"{image} is not under LOCAL_FILES_DOCUMENT_ROOT ({root}); Label Studio cannot serve it")
+    return "/data/local-files/?d=" + quote(image.relative_to(root).as_posix())
+
+
+def create_project(
+    client: Any,
+    title: str,
+    images_dir: Path,
+    document_root: Path,
+    tasks: Sequence[str] = REVIEW_TASKS,
+    description: str = "",
+) -> Any:
+    """A review project for ``tasks`` with a local storage over ``images_dir`` (nothing imported yet)."""
+    images_dir = images_dir.resolve()
+    local_files_url(images_dir, document_root)  # refuses folders Label Studio could not serve
+    project = client.projects.create(title=title, label_config=review_config(tasks), description=description)
+    client.import_storage.local.create(
+        project=project.id, path=str(images_dir), use_blob_urls=True, title=f"{title} images", regex_filter=r"^$"
+    )
+    return project
+
+
+def existing_catalog_numbers(client: Any, project: int) -> set[str]:
+    return {
+        str(task.data[CATALOG_NUMBER_KEY])
+        for task in client.tasks.list(project=project, fields="all")
+        if isinstance(task.data, dict) and task.data.get(CATALOG_NUMBER_KEY)
+    }
+
+
+def import_specimens(
+    client: Any, project: int, specimens: Iterable[SpecimenTask], document_root: Path
+) -> tuple[list[int], list[str]]:
+    """Add one task per specimen not yet in the project; returns (new task ids, catalog numbers skipped)."""
+    present = existing_catalog_numbers(client, project)
+    counts = Counter[str]()
+    batch: list[dict[str, Any]] = []
+    new_ids: list[int] = []
+    skipped: list[str] = []
+    for specimen in specimens:
+        counts[specimen.catalog_number] += 1
+        if specimen.catalog_number in present or counts[specimen.catalog_number] > 1:
+            skipped.append(specimen.catalog_number)
+            continue
+        data = {**specimen.record, CATALOG_NUMBER_KEY: specimen.catalog_number}
+        data[IMAGE_KEY] = local_files_url(specimen.image, document_root)
+        batch.append({"data": data})
+        if len(batch) >= IMPORT_BATCH:
+            new_ids += _import(client, project, batch)
+            batch = []
+    if batch:
+        new_ids += _import(client, project, batch)
+    return new_ids, skipped
+
+
+def _import(client: Any, project: int, batch: list[dict[str, Any]]) -> list[int]:
+    response = client.projects.import_tasks(id=project, request=batch, return_task_ids=True)
+    return [int(task_id) for task_id in (response.task_ids or [])]

@@ -1,0 +1,53 @@
+"""Review projects in a real Label Studio: config accepted, images served, specimens not duplicated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from connectors.local_labelstudio import LocalLabelStudio
+from connectors.projects import ProjectError, SpecimenTask, create_project, import_specimens, local_files_url
+from herbarium.synth import generate_sheet
+
+pytestmark = pytest.mark.integration
+
+
+def test_specimens_become_tasks_once_with_their_record_and_a_served_image(
+    label_studio: LocalLabelStudio, ls_client: Any
+) -> None:
+    root = label_studio.server.document_root
+    folder = root / "projects-it" / "collection A"
+    folder.mkdir(parents=True, exist_ok=True)
+    specimens = []
+    for seed in (1, 2):
+        sheet = generate_sheet(seed, 400, 580)
+        path = folder / f"{sheet.catalog_number}.jpg"
+        sheet.image.save(path)
+        specimens.append(
+            SpecimenTask(sheet.catalog_number, path, {"scientificName": sheet.darwin_core["scientificName"]})
+        )
+
+    project = create_project(ls_client, "projects it", folder, root)
+    new_ids, skipped = import_specimens(ls_client, project.id, specimens, root)
+    assert len(new_ids) == 2
+    assert skipped == []
+    again_ids, again_skipped = import_specimens(ls_client, project.id, specimens, root)
+    assert again_ids == []
+    assert sorted(again_skipped) == sorted(s.catalog_number for s in specimens)
+
+    task = ls_client.tasks.get(id=new_ids[0])
+    assert task.data["catalogNumber"] == specimens[0].catalog_number
+    assert task.data["scientificName"] == specimens[0].record["scientificName"]
+    served = requests.get(
+        f"{label_studio.url}{task.data['image']}", headers={"Authorization": f"Token {label_studio.token}"}, timeout=10
+    )
+    assert served.status_code == 200
+    assert served.content == specimens[0].image.read_bytes()
+
+
+def test_images_outside_the_document_root_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ProjectError, match="not under LOCAL_FILES_DOCUMENT_ROOT"):
+        local_files_url(tmp_path / "a.jpg", tmp_path / "root")
