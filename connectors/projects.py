@@ -95,3 +95,40 @@ def import_specimens(
 def _import(client: Any, project: int, batch: list[dict[str, Any]]) -> list[int]:
     response = client.projects.import_tasks(id=project, request=batch, return_task_ids=True)
     return [int(task_id) for task_id in (response.task_ids or [])]
+
+
+@dataclass(frozen=True)
+class ProjectStatus:
+    """Where a project stands: tasks, how many are predicted and reviewed, predictions per model version."""
+
+    id: int
+    title: str
+    tasks: int
+    predicted: int
+    reviewed: int
+    predictions_by_version: Mapping[str, int]
+    backends: Sequence[str]
+
+
+def project_status(client: Any, project: int) -> ProjectStatus:
+    details = client.projects.get(id=project)
+    # Label Studio counts predictions per model_version itself (GET /api/projects/<id>/model-versions).
+    response = client._client_wrapper.httpx_client.request(f"api/projects/{project}/model-versions", method="GET")
+    response.raise_for_status()
+    by_version = {str(k): int(v) for k, v in response.json().items() if int(v) > 0}
+    predicted = sum(1 for task in client.tasks.list(project=project, fields="task_only") if task.total_predictions)
+    return ProjectStatus(
+        id=int(details.id),
+        title=str(details.title),
+        tasks=int(details.task_number or 0),
+        predicted=predicted,
+        reviewed=int(details.num_tasks_with_annotations or 0),
+        predictions_by_version=by_version,
+        backends=[str(b.url) for b in client.ml.list(project=project)],
+    )
+
+
+def invite_link(client: Any, label_studio_url: str) -> str:
+    """The organisation's sign-up link: whoever opens it joins and sees its projects."""
+    invite = client.organizations.invites.get_invite_link()
+    return label_studio_url.rstrip("/") + str(invite.invite_url)

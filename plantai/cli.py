@@ -12,6 +12,7 @@ from plantai.commands.backends import backends
 from plantai.commands.info import info
 from plantai.commands.models import models
 from plantai.commands.predict import predict
+from plantai.commands.projects import projects
 from plantai.commands.serve import serve
 from plantai.commands.synth import synth
 from plantai.commands.taxonomy import taxonomy
@@ -31,6 +32,7 @@ cli.add_command(backends)
 cli.add_command(info)
 cli.add_command(models)
 cli.add_command(predict)
+cli.add_command(projects)
 cli.add_command(serve)
 cli.add_command(synth)
 cli.add_command(taxonomy)

@@ -6,6 +6,8 @@ import json
 
 import click
 
+from plantai.commands.labelstudio_options import label_studio_client, label_studio_options
+
 
 @click.group()
 def backends() -> None:
@@ -15,8 +17,7 @@ def backends() -> None:
 @backends.command()
 @click.option("--project", type=int, required=True, help="Label Studio project id.")
 @click.option("--url", default="http://127.0.0.1:9090", show_default=True, help="The backend's URL.")
-@click.option("--label-studio-url", envvar="LABEL_STUDIO_URL", required=True, help="Label Studio [LABEL_STUDIO_URL].")
-@click.option("--api-key", envvar="LABEL_STUDIO_API_KEY", required=True, help="Token [LABEL_STUDIO_API_KEY].")
+@label_studio_options
 @click.option("--tiling", is_flag=True, help="Predict small organs on overlapping tiles (slower, finer).")
 @click.option("--predict-all", is_flag=True, help="Then ask Label Studio to pre-annotate every task now.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -29,11 +30,9 @@ def connect(
     Example:
       plantai backends connect --project 3 --url http://127.0.0.1:9090 --predict-all
     """
-    from label_studio_sdk import LabelStudio
-
     from ml_backends.connect import connect_backend, predict_all_tasks
 
-    client = LabelStudio(base_url=label_studio_url, api_key=api_key)  # type: ignore[no-untyped-call]
+    client = label_studio_client(label_studio_url, api_key)
     try:
         connection = connect_backend(client, project, url, extra_params={"tiling": True} if tiling else None)
         if predict_all:
