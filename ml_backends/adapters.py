@@ -6,6 +6,8 @@ full-resolution, oriented image by the image's own ``scale``.
 
 from __future__ import annotations
 
+import ast
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,6 +82,8 @@ class Adapter(ABC):
     def imgsz(self) -> int:
         overrides = getattr(self.model.model, "overrides", None) or {}
         size = overrides.get("imgsz")
+        if size is None and self.model.framework == "onnx":
+            size = _exported_imgsz(str(self.model.path))  # an ONNX graph's input size is fixed at export
         if isinstance(size, (list, tuple)):
             size = max(size)
         return int(size) if size else DEFAULT_IMGSZ
@@ -92,15 +96,36 @@ class Adapter(ABC):
         if not pictures:
             return []
         kwargs: dict[str, Any] = {"conf": self.conf, **options}
-        if self.model.framework != "onnx":
-            kwargs["imgsz"] = imgsz or self.imgsz
-            return list(self.model.predict(list(pictures), **kwargs))
-        # An exported ONNX graph has a fixed batch of one and its own input size.
-        return [self.model.predict(picture, **kwargs)[0] for picture in pictures]
+        if self.model.framework == "onnx":
+            # An exported ONNX graph has a fixed batch of one and its own input size.
+            return [self.model.predict(picture, **kwargs)[0] for picture in pictures]
+        kwargs["imgsz"] = imgsz or self.imgsz
+        # Batch pictures of one size only: Ultralytics pads a mixed batch to a square, so an image's
+        # boxes would depend on which other images shared its request.
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, picture in enumerate(pictures):
+            by_size.setdefault(picture.size, []).append(i)
+        results: list[Any] = [None] * len(pictures)
+        for indices in by_size.values():
+            for i, result in zip(indices, self.model.predict([pictures[i] for i in indices], **kwargs), strict=True):
+                results[i] = result
+        return results
 
     @abstractmethod
     def predict(self, images: Sequence[SpecimenImage], tiling: Tiling | None = None) -> list[SpecimenLabels]:
         """Labels per image, in the image's original frame."""
+
+
+@functools.lru_cache(maxsize=64)
+def _exported_imgsz(path: str) -> Any:
+    """The ``imgsz`` Ultralytics wrote into an exported ONNX graph's metadata (``[h, w]``), else None."""
+    import onnx
+
+    try:
+        metadata = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+        return ast.literal_eval(metadata["imgsz"])
+    except Exception:  # no such key, or not a graph onnx can parse: the default size
+        return None
 
 
 def _clip_box(x1: float, y1: float, x2: float, y2: float, width: int, height: int) -> tuple[float, float, float, float]:

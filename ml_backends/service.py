@@ -138,6 +138,8 @@ class PredictionService:
         self._lock = threading.Lock()
         self._project_params: dict[str, dict[str, Any]] = {}
         self._project_configs: dict[str, str] = {}
+        # Ultralytics applies a call's settings to the shared model outside its own lock: one call per model.
+        self._model_locks: dict[str, threading.Lock] = {}
 
     # -- models -------------------------------------------------------------------------
     def served_models(self) -> list[ModelInfo]:
@@ -260,6 +262,14 @@ class PredictionService:
         self, adapter: Adapter, images: Sequence[SpecimenImage], tiling: Tiling | None
     ) -> list[SpecimenLabels | None]:
         """The batch at once; if it fails, image by image, so one bad image costs only its own task."""
+        with self._lock:
+            model_lock = self._model_locks.setdefault(adapter.source, threading.Lock())
+        with model_lock:
+            return self._predict_each_on_failure(adapter, images, tiling)
+
+    def _predict_each_on_failure(
+        self, adapter: Adapter, images: Sequence[SpecimenImage], tiling: Tiling | None
+    ) -> list[SpecimenLabels | None]:
         try:
             return list(adapter.predict(images, tiling))
         except Exception:

@@ -34,8 +34,6 @@ def serve(backend: str, host: str, port: int, threads: int, timeout: int) -> Non
 
     from ml_backends.server import create_app, service_from_environment
 
-    app = create_app(service_from_environment(backend))
-
     class Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             options: dict[str, Any] = {
@@ -50,7 +48,8 @@ def serve(backend: str, host: str, port: int, threads: int, timeout: int) -> Non
                 self.cfg.set(key, value)
 
         def load(self) -> Any:
-            return app
+            # Built in the worker, not the master: no database connection or torch state crosses the fork.
+            return create_app(service_from_environment(backend))
 
     click.echo(f"PlantAI backend '{backend}' on http://{host}:{port}")
     Gunicorn().run()
