@@ -1,0 +1,678 @@
+"""Specimens in: images joined to their Darwin Core records, from a folder + CSV or a Darwin Core Archive.
+
+``catalogNumber`` joins an image to its record: the image's file stem when it equals a catalog
+number (case and whitespace aside), else the Code 128/QR/... barcode on the sheet, decoded with
+zxing-cpp on a reduced picture first and at full resolution only when that finds nothing. In a
+Darwin Core Archive the multimedia extension links images to core rows first; images it does not
+name are joined the same way as in a folder.
+
+Nothing is dropped silently: a :class:`SpecimenImport` lists the images and records left
+unmatched, duplicate catalog numbers (first record kept), images that do not open, columns that
+are not Darwin Core terms (kept under their own name), extra images of a specimen that already has
+one, and anything else worth a look (``warnings``: a CSV read as cp1252, a media file missing from
+the archive, a remote identifier). Input that cannot be read at all raises
+:class:`SpecimenImportError`, naming the file.
+
+:func:`write_dwca` writes the small archive the reader reads: an occurrence core and a Simple
+Multimedia extension (``identifier``, ``format``), images inside the zip.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import mimetypes
+import os
+import tarfile
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+from xml.etree import ElementTree as ET
+from xml.sax.saxutils import quoteattr
+
+import zxingcpp
+
+from connectors.projects import CATALOG_NUMBER_KEY, SpecimenTask
+from herbarium.imaging import ImageReadError, oriented_size, read_image
+from herbarium.synth import DARWIN_CORE_TERMS, load_manifest
+
+DWC_NS = "http://rs.tdwg.org/dwc/terms/"
+DC_NS = "http://purl.org/dc/terms/"
+DC_ELEMENTS_NS = "http://purl.org/dc/elements/1.1/"
+AC_NS = "http://rs.tdwg.org/ac/terms/"
+TEXT_NS = "http://rs.tdwg.org/dwc/text/"
+OCCURRENCE_ROW_TYPE = DWC_NS + "Occurrence"
+MULTIMEDIA_ROW_TYPE = "http://rs.gbif.org/terms/1.0/Multimedia"  # GBIF Simple Multimedia
+MULTIMEDIA_ROW_TYPES = frozenset(
+    {MULTIMEDIA_ROW_TYPE, "http://rs.gbif.org/terms/1.0/Image", AC_NS + "Multimedia", AC_NS + "Media"}
+)
+IDENTIFIER_TERMS = (DC_NS + "identifier", AC_NS + "accessURI", DC_ELEMENTS_NS + "identifier")
+FORMAT_TERMS = (DC_NS + "format", DC_ELEMENTS_NS + "format")
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif", ".heic", ".heif"})
+BARCODE_MAX_SIDE = 2000  # reduced decode first: a barcode on a 10k px scan still reads at this size
+FALLBACK_ENCODINGS = ("cp1252", "latin-1")  # after UTF-8: what spreadsheets on Windows write
+
+
+def _known_terms() -> dict[str, str]:
+    """Short name -> full term URI, for Darwin Core and the Dublin Core terms occurrence files carry."""
+    from dwca.darwincore.terms import TERMS  # type: ignore[import-untyped]
+
+    known: dict[str, str] = {}
+    for term in [*TERMS, *(DWC_NS + name for name in DARWIN_CORE_TERMS)]:
+        known.setdefault(term.rsplit("/", 1)[-1], term)
+    return known
+
+
+KNOWN_TERMS: Mapping[str, str] = _known_terms()
+_KNOWN_BY_FOLDED = {name.casefold(): name for name in KNOWN_TERMS}
+_PREFIXES = ("dwc:", "dcterms:", "dc:", "ac:")
+
+
+class SpecimenImportError(ValueError):
+    """Input that cannot be read as asked (a missing core file, no catalogNumber column); the message names it."""
+
+
+@dataclass(frozen=True)
+class UnreadableImage:
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class BarcodeMatch:
+    """An image whose file name did not give its catalog number, joined through the barcode on the sheet."""
+
+    image: Path
+    catalog_number: str
+
+
+@dataclass(frozen=True)
+class ExtraImage:
+    """An image of a specimen that already has one (a task carries one image: the first is kept)."""
+
+    image: Path
+    catalog_number: str
+
+
+@dataclass
+class SpecimenImport:
+    """What a source holds: specimens ready for :func:`connectors.projects.import_specimens`, and what was not."""
+
+    specimens: list[SpecimenTask] = field(default_factory=list)
+    unmatched_images: list[Path] = field(default_factory=list)
+    unmatched_records: list[str] = field(default_factory=list)  # catalog numbers of records without an image
+    duplicate_catalog_numbers: list[str] = field(default_factory=list)  # later records; the first is kept
+    unreadable_images: list[UnreadableImage] = field(default_factory=list)
+    unknown_columns: list[str] = field(default_factory=list)  # not Darwin Core terms; kept in the records
+    read_from_barcode: list[BarcodeMatch] = field(default_factory=list)
+    extra_images: list[ExtraImage] = field(default_factory=list)
+    other_files: list[Path] = field(default_factory=list)  # in the images folder, not images: ignored
+    encoding: str = "utf-8"  # of the records
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def has_problems(self) -> bool:
+        return bool(
+            self.unmatched_images
+            or self.unmatched_records
+            or self.duplicate_catalog_numbers
+            or self.unreadable_images
+            or self.unknown_columns
+            or self.extra_images
+            or self.warnings
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "specimens": [
+                {"catalogNumber": s.catalog_number, "image": str(s.image), "record": dict(s.record)}
+                for s in self.specimens
+            ],
+            "unmatched_images": [str(p) for p in self.unmatched_images],
+            "unmatched_records": list(self.unmatched_records),
+            "duplicate_catalog_numbers": list(self.duplicate_catalog_numbers),
+            "unreadable_images": [{"image": str(u.path), "reason": u.reason} for u in self.unreadable_images],
+            "unknown_columns": list(self.unknown_columns),
+            "read_from_barcode": [
+                {"image": str(b.image), "catalogNumber": b.catalog_number} for b in self.read_from_barcode
+            ],
+            "extra_images": [{"image": str(e.image), "catalogNumber": e.catalog_number} for e in self.extra_images],
+            "other_files": [str(p) for p in self.other_files],
+            "encoding": self.encoding,
+            "warnings": list(self.warnings),
+        }
+
+
+def catalog_key(value: str) -> str:
+    """The join key of a catalog number: case and whitespace do not count."""
+    return "".join(value.split()).casefold()
+
+
+# ---------------------------------------------------------------------------------------------
+# Records
+
+
+@dataclass
+class _Records:
+    by_key: dict[str, dict[str, str]] = field(default_factory=dict)  # first record of each catalog number
+    duplicates: list[str] = field(default_factory=list)
+    unknown_columns: list[str] = field(default_factory=list)
+    encoding: str = "utf-8"
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, record: dict[str, str], where: str) -> str | None:
+        """Keep ``record`` unless its catalog number is blank or already seen; returns its key if kept."""
+        number = record.get(CATALOG_NUMBER_KEY, "")
+        if not number:
+            self.warnings.append(f"{where}: no catalogNumber; record not imported")
+            return None
+        key = catalog_key(number)
+        if key in self.by_key:
+            self.duplicates.append(number)
+            return None
+        self.by_key[key] = record
+        return key
+
+
+def _decode(data: bytes, declared: str = "utf-8") -> tuple[str, str]:
+    """Text and the encoding that decoded it: ``declared`` (UTF-8 with or without BOM), else cp1252, else latin-1."""
+    candidates = ["utf-8-sig" if declared.replace("_", "-").lower() in ("utf-8", "utf8") else declared]
+    candidates += [enc for enc in FALLBACK_ENCODINGS if enc != declared.lower()]
+    for encoding in candidates:
+        try:
+            return data.decode(encoding), "utf-8" if encoding == "utf-8-sig" else encoding
+        except (UnicodeDecodeError, LookupError):
+            continue
+    raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
+
+
+def _column_name(header: str) -> tuple[str, bool]:
+    """(name kept in the record, whether it is a known Darwin/Dublin Core term) for a CSV header or a term URI."""
+    name = header.strip()
+    short = name
+    for namespace in (DWC_NS, DC_NS, DC_ELEMENTS_NS, AC_NS):
+        if name.startswith(namespace):
+            short = name[len(namespace) :]
+            break
+    else:
+        for prefix in _PREFIXES:
+            if name.lower().startswith(prefix):
+                short = name[len(prefix) :]
+                break
+    known = _KNOWN_BY_FOLDED.get(short.casefold())
+    if known is not None:
+        return known, True
+    if "://" in name:  # an unknown term URI: its last segment reads better in a task
+        return name.rstrip("/").rsplit("/", 1)[-1].rsplit("#", 1)[-1] or name, False
+    return name, False
+
+
+def _sniff_delimiter(header_line: str) -> str:
+    counts = {d: header_line.count(d) for d in (",", "\t", ";", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def read_records_csv(path: str | Path) -> _Records:
+    """Darwin Core records from a CSV (comma, tab, semicolon or pipe separated; UTF-8, else cp1252/latin-1)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SpecimenImportError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    text, encoding = _decode(data)
+    records = _Records(encoding=encoding)
+    if encoding != "utf-8":
+        records.warnings.append(f"{path.name}: not UTF-8; read as {encoding}")
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise SpecimenImportError(f"{path}: empty, no header line")
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(lines[0]))
+    header = next(rows)
+    names: list[str | None] = []
+    for column in header:
+        name, known = _column_name(column)
+        if not name:
+            names.append(None)
+            continue
+        if name in names:
+            records.warnings.append(f"{path.name}: column {name!r} appears twice; the first is kept")
+            names.append(None)
+            continue
+        names.append(name)
+        if not known:
+            records.unknown_columns.append(name)
+    if CATALOG_NUMBER_KEY not in names:
+        columns = ", ".join(repr(c) for c in header)
+        raise SpecimenImportError(f"{path}: no catalogNumber column (columns: {columns})")
+    for line, row in enumerate(rows, start=2):
+        if not any(value.strip() for value in row):
+            continue
+        if len(row) > len(names):
+            records.warnings.append(f"{path.name}, row {line}: {len(row) - len(names)} values beyond the header")
+        record = {
+            name: value.strip() for name, value in zip(names, row, strict=False) if name is not None and value.strip()
+        }
+        records.add(record, f"{path.name}, row {line}")
+    return records
+
+
+# ---------------------------------------------------------------------------------------------
+# Joining images to records
+
+
+def _barcode_texts(path: Path, max_side: int | None) -> tuple[list[str], int]:
+    """Texts of the barcodes found on ``path`` decoded at ``max_side``, and the image's long side."""
+    picture = read_image(path, max_side=max_side)
+    found = zxingcpp.read_barcodes(picture.image)
+    return [str(b.text) for b in found if b.text], max(picture.original_width, picture.original_height)
+
+
+def _catalog_from_barcode(path: Path, keys: Mapping[str, dict[str, str]]) -> tuple[str | None, list[str]]:
+    """The key of the record a barcode on ``path`` names (reduced decode, then full), and every text read."""
+    texts, long_side = _barcode_texts(path, BARCODE_MAX_SIDE)
+    for text in texts:
+        if catalog_key(text) in keys:
+            return catalog_key(text), texts
+    if long_side > BARCODE_MAX_SIDE:
+        full_texts, _ = _barcode_texts(path, None)
+        texts += [t for t in full_texts if t not in texts]
+        for text in full_texts:
+            if catalog_key(text) in keys:
+                return catalog_key(text), texts
+    return None, texts
+
+
+def _join(
+    records: _Records, linked: Mapping[str, Sequence[Path]], loose: Iterable[Path], other_files: list[Path]
+) -> SpecimenImport:
+    """Specimens from records, images already linked to them (multimedia) and loose images (stem, else barcode)."""
+    result = SpecimenImport(
+        duplicate_catalog_numbers=list(records.duplicates),
+        unknown_columns=list(records.unknown_columns),
+        encoding=records.encoding,
+        warnings=list(records.warnings),
+        other_files=other_files,
+    )
+    images: dict[str, Path] = {}
+
+    def take(key: str, image: Path) -> bool:
+        if key in images:
+            result.extra_images.append(ExtraImage(image, records.by_key[key][CATALOG_NUMBER_KEY]))
+            return False
+        images[key] = image
+        return True
+
+    for linked_key, paths in linked.items():
+        for path in paths:
+            try:
+                oriented_size(path)
+            except ImageReadError as exc:
+                result.unreadable_images.append(UnreadableImage(path, _reason(exc, path)))
+                continue
+            take(linked_key, path)
+
+    for path in loose:
+        stem_key = catalog_key(path.stem)
+        if stem_key in records.by_key:
+            try:
+                oriented_size(path)
+            except ImageReadError as exc:
+                result.unreadable_images.append(UnreadableImage(path, _reason(exc, path)))
+                continue
+            take(stem_key, path)
+            continue
+        try:
+            key, texts = _catalog_from_barcode(path, records.by_key)
+        except ImageReadError as exc:
+            result.unreadable_images.append(UnreadableImage(path, _reason(exc, path)))
+            continue
+        if key is None:
+            result.unmatched_images.append(path)
+            if texts:
+                shown = ", ".join(repr(t) for t in texts)
+                result.warnings.append(f"{path.name}: barcode {shown} matches no record")
+            continue
+        if take(key, path):
+            result.read_from_barcode.append(BarcodeMatch(path, records.by_key[key][CATALOG_NUMBER_KEY]))
+
+    for key, record in records.by_key.items():
+        if key in images:
+            result.specimens.append(SpecimenTask(record[CATALOG_NUMBER_KEY], images[key], record))
+        else:
+            result.unmatched_records.append(record[CATALOG_NUMBER_KEY])
+    return result
+
+
+def _reason(exc: ImageReadError, path: Path) -> str:
+    message = str(exc)
+    prefix = f"{path}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_folder(images_dir: str | Path, dwc_csv: str | Path) -> SpecimenImport:
+    """Join the images directly in ``images_dir`` to the Darwin Core records of ``dwc_csv``."""
+    images_dir, dwc_csv = Path(images_dir), Path(dwc_csv)
+    if not images_dir.is_dir():
+        raise SpecimenImportError(f"{images_dir}: not a folder of images")
+    records = read_records_csv(dwc_csv)
+    files = sorted(p for p in images_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    csv_file = dwc_csv.resolve()
+    others = [p for p in files if not _is_image(p) and p.resolve() != csv_file]
+    return _join(records, {}, [p for p in files if _is_image(p)], others)
+
+
+# ---------------------------------------------------------------------------------------------
+# Darwin Core Archives
+
+
+def _extract(archive: Path, extract_to: Path) -> None:
+    extract_to.mkdir(parents=True, exist_ok=True)
+    name = archive.name.lower()
+    try:
+        if name.endswith((".tgz", ".tar.gz")):
+            with tarfile.open(archive) as tar:
+                tar.extractall(extract_to, filter="data")  # refuses absolute paths, .. and links out
+            return
+        with zipfile.ZipFile(archive) as zipped:
+            for member in zipped.namelist():
+                if Path(member).is_absolute() or ".." in Path(member).parts:
+                    raise SpecimenImportError(f"{archive}: member {member!r} would be written outside {extract_to}")
+            zipped.extractall(extract_to)
+    except (zipfile.BadZipFile, tarfile.TarError) as exc:
+        raise SpecimenImportError(f"{archive}: not a readable zip or tar.gz archive ({exc})") from None
+    except OSError as exc:
+        raise SpecimenImportError(f"{archive}: cannot extract into {extract_to} ({exc})") from None
+
+
+def _archive_root(directory: Path) -> Path:
+    """The folder holding meta.xml: the top, or the one folder an exporter wrapped everything in."""
+    if (directory / "meta.xml").is_file():
+        return directory
+    entries = [p for p in directory.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
+    if len(entries) == 1 and entries[0].is_dir() and (entries[0] / "meta.xml").is_file():
+        return entries[0]
+    return directory
+
+
+def _meta_locations(root: Path) -> tuple[str | None, list[str]]:
+    """(core file, extension files) as meta.xml names them, read before dwca-reader so errors can name them."""
+    try:
+        meta = ET.parse(root / "meta.xml").getroot()
+    except (OSError, ET.ParseError):
+        return None, []
+
+    def location(section: ET.Element | None) -> str | None:
+        node = None if section is None else section.find(f"{{{TEXT_NS}}}files/{{{TEXT_NS}}}location")
+        return None if node is None or node.text is None else node.text.strip()
+
+    core = location(meta.find(f"{{{TEXT_NS}}}core"))
+    extensions = [loc for s in meta.findall(f"{{{TEXT_NS}}}extension") if (loc := location(s))]
+    return core, extensions
+
+
+def _open_reader(source: Path, root: Path) -> Any:
+    from dwca.exceptions import InvalidArchive  # type: ignore[import-untyped]
+    from dwca.read import DwCAReader  # type: ignore[import-untyped]
+
+    if (root / "meta.xml").is_file():
+        try:
+            ET.parse(root / "meta.xml")
+        except ET.ParseError as exc:
+            raise SpecimenImportError(f"{source}: meta.xml is not well-formed XML ({exc})") from None
+    core, extensions = _meta_locations(root)
+    try:
+        return DwCAReader(str(root))
+    except FileNotFoundError as exc:
+        missing = Path(exc.filename or "?")
+        relative = missing.relative_to(root).as_posix() if missing.is_relative_to(root) else str(missing)
+        role = "core data file" if relative == core else "extension file" if relative in extensions else "file"
+        raise SpecimenImportError(
+            f"{source}: {role} {relative!r} is named in meta.xml but missing from the archive"
+        ) from None
+    except InvalidArchive as exc:
+        raise SpecimenImportError(f"{source}: not a valid Darwin Core Archive ({exc or 'no meta.xml'})") from None
+    except (AttributeError, TypeError, ValueError) as exc:  # meta.xml without a core/id/location the reader needs
+        raise SpecimenImportError(f"{source}: meta.xml does not describe a core data file ({exc})") from None
+
+
+def _codec(name: str) -> str:
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return name.lower()
+
+
+def _check_encoding(datafile: Any, root: Path, source: Path, warnings: list[str]) -> str:
+    """The encoding ``datafile`` really decodes with; switches the reader to it when the declared one fails."""
+    descriptor = datafile.file_descriptor
+    declared = str(descriptor.file_encoding or "utf-8")
+    _, used = _decode((root / descriptor.file_location).read_bytes(), declared)
+    if _codec(used) != _codec(declared):
+        warnings.append(f"{source.name}: {descriptor.file_location} is not {declared} as meta.xml says; read as {used}")
+        descriptor.file_encoding = used
+    return used
+
+
+def _terms_record(data: Mapping[str, Any], unknown: dict[str, None]) -> dict[str, str]:
+    record: dict[str, str] = {}
+    for term, value in data.items():
+        text = "" if value is None else str(value).strip()
+        if term in ("id", "coreid") or not text:
+            continue
+        name, known = _column_name(str(term))
+        if name in record:
+            name = str(term)
+        if not known:
+            unknown.setdefault(name)
+        record[name] = text
+    return record
+
+
+def _media_path(identifier: str, root: Path) -> Path | str:
+    """The local file an identifier names, or why it names none."""
+    parsed = urlparse(identifier)
+    if parsed.scheme in ("http", "https", "ftp"):
+        return "a remote URL (not downloaded)"
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    path = Path(identifier)
+    if path.is_absolute():
+        return path
+    inside = (root / path).resolve()
+    if not inside.is_relative_to(root.resolve()):
+        return "a path outside the archive"
+    return inside
+
+
+def read_dwca(archive_path: str | Path, extract_to: str | Path) -> SpecimenImport:
+    """Specimens from a Darwin Core Archive (zip or tar.gz: extracted into ``extract_to``; a folder: read in place).
+
+    Images come from the multimedia extension (``identifier``: a path inside the archive or a local
+    path) and from image files in the archive that it does not name (joined by file name or barcode).
+    """
+    source = Path(archive_path)
+    if source.is_dir():
+        directory = source
+    elif source.is_file():
+        directory = Path(extract_to)
+        _extract(source, directory)
+    else:
+        raise SpecimenImportError(f"{source}: no such archive")
+    root = _archive_root(directory)
+    reader = _open_reader(source, root)
+    try:
+        return _read_archive(reader, source, root)
+    finally:
+        reader.close()
+
+
+def _read_archive(reader: Any, source: Path, root: Path) -> SpecimenImport:
+    core = reader.core_file
+    warnings: list[str] = []
+    encoding = _check_encoding(core, root, source, warnings)
+    terms = {str(t) for t in core.file_descriptor.terms}
+    if not any(_column_name(t) == (CATALOG_NUMBER_KEY, True) for t in terms):
+        raise SpecimenImportError(f"{source}: the core ({core.file_descriptor.file_location}) has no catalogNumber")
+    records = _Records(encoding=encoding, warnings=warnings)
+    unknown: dict[str, None] = {}
+    key_of_id: dict[str, str] = {}
+    try:
+        for position, row in enumerate(core.iter_rows(), start=1):
+            record = _terms_record(row.data, unknown)
+            key = records.add(record, f"{core.file_descriptor.file_location}, row {position}")
+            number = record.get(CATALOG_NUMBER_KEY)
+            if row.id is not None and number:
+                key_of_id.setdefault(str(row.id), catalog_key(number))  # a duplicate's images go to the first
+    except Exception as exc:  # dwca-reader raises plain exceptions on rows shorter than meta.xml declares
+        raise SpecimenImportError(f"{source}: {core.file_descriptor.file_location}: unreadable row ({exc})") from None
+    records.unknown_columns = list(unknown)
+
+    linked: dict[str, list[Path]] = {}
+    named: set[Path] = set()
+    orphans: list[Path] = []
+    for extension in reader.extension_files:
+        descriptor = extension.file_descriptor
+        if descriptor.type not in MULTIMEDIA_ROW_TYPES:
+            warnings.append(f"{source.name}: extension {descriptor.file_location} ({descriptor.type}) not imported")
+            continue
+        _check_encoding(extension, root, source, warnings)
+        for position, row in enumerate(extension.iter_rows(), start=1):
+            where = f"{descriptor.file_location}, row {position}"
+            identifier = next((str(row.data[t]).strip() for t in IDENTIFIER_TERMS if row.data.get(t)), "")
+            media_format = next((str(row.data[t]).strip() for t in FORMAT_TERMS if row.data.get(t)), "")
+            if not identifier:
+                warnings.append(f"{where}: no identifier")
+                continue
+            if media_format and not media_format.lower().startswith("image/"):
+                warnings.append(f"{where}: {identifier} is {media_format}, not an image; not imported")
+                continue
+            path = _media_path(identifier, root)
+            if isinstance(path, str):
+                warnings.append(f"{where}: {identifier} is {path}")
+                continue
+            named.add(path.resolve())
+            if not path.is_file():
+                warnings.append(f"{where}: {identifier} is not in the archive (or on this machine)")
+                continue
+            key = key_of_id.get(str(row.core_id))
+            if key is None:
+                warnings.append(f"{where}: coreid {row.core_id!r} matches no core record")
+                orphans.append(path)
+                continue
+            linked.setdefault(key, []).append(path)
+
+    loose = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and _is_image(p) and p.resolve() not in named and not p.name.startswith(".")
+    )
+    return _join(records, linked, [*orphans, *loose], [])
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing a small archive
+
+
+def _term_uri(name: str) -> str:
+    return KNOWN_TERMS.get(name, name)  # an unknown column keeps its name as its term
+
+
+def _specimens_of(source: str | Path | Sequence[SpecimenTask]) -> list[SpecimenTask]:
+    if not isinstance(source, (str, Path)):
+        return list(source)
+    manifest = load_manifest(source)
+    return [
+        SpecimenTask(sheet.catalog_number, manifest.root / sheet.image, dict(sheet.darwin_core))
+        for sheet in manifest.sheets
+    ]
+
+
+def _meta_xml(core_columns: Sequence[str]) -> str:
+    fields = "\n".join(
+        f"    <field index={quoteattr(str(i))} term={quoteattr(_term_uri(c))}/>" for i, c in enumerate(core_columns)
+    )
+    csv_attrs = 'encoding="UTF-8" fieldsTerminatedBy="," linesTerminatedBy="\\n" fieldsEnclosedBy="&quot;"'
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<archive xmlns="{TEXT_NS}" metadata="eml.xml">
+  <core rowType="{OCCURRENCE_ROW_TYPE}" {csv_attrs} ignoreHeaderLines="1">
+    <files><location>occurrence.txt</location></files>
+    <id index="0"/>
+{fields}
+  </core>
+  <extension rowType="{MULTIMEDIA_ROW_TYPE}" {csv_attrs} ignoreHeaderLines="1">
+    <files><location>multimedia.txt</location></files>
+    <coreid index="0"/>
+    <field index="1" term="{DC_NS}identifier"/>
+    <field index="2" term="{DC_NS}format"/>
+  </extension>
+</archive>
+"""
+
+
+_EML = """<?xml version="1.0" encoding="UTF-8"?>
+<eml:eml xmlns:eml="https://eml.ecoinformatics.org/eml-2.2.0" packageId="plantai-specimens" system="plantai">
+  <dataset><title>PlantAI specimens</title></dataset>
+</eml:eml>
+"""
+
+
+def _csv_text(rows: Iterable[Sequence[str]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def write_dwca(source: str | Path | Sequence[SpecimenTask], out_zip: str | Path) -> Path:
+    """Write a Darwin Core Archive: occurrence core, Simple Multimedia extension, images under ``images/``.
+
+    ``source`` is a synthetic data set folder (``plantai synth`` output, read through its manifest)
+    or specimens. Images keep their file names; the multimedia rows link them to their records.
+    """
+    specimens = _specimens_of(source)
+    out_zip = Path(out_zip)
+    columns = [CATALOG_NUMBER_KEY]
+    for specimen in specimens:
+        columns += [name for name in specimen.record if name not in columns]
+    core_rows: list[list[str]] = [columns]
+    media_rows: list[list[str]] = [["coreid", "identifier", "format"]]
+    members: list[tuple[str, Path]] = []
+    used: set[str] = set()
+    for specimen in specimens:
+        record = {**specimen.record, CATALOG_NUMBER_KEY: specimen.catalog_number}
+        core_rows.append([record.get(name, "") for name in columns])
+        arcname = f"images/{specimen.image.name}"
+        if arcname in used:
+            arcname = f"images/{len(used)}-{specimen.image.name}"
+        used.add(arcname)
+        members.append((arcname, specimen.image))
+        media_format = mimetypes.guess_type(specimen.image.name)[0] or "application/octet-stream"
+        media_rows.append([specimen.catalog_number, arcname, media_format])
+    out_zip.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_zip.with_name(f".{out_zip.name}.partial")
+    try:
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("meta.xml", _meta_xml(columns))
+            archive.writestr("eml.xml", _EML)
+            archive.writestr("occurrence.txt", _csv_text(core_rows))
+            archive.writestr("multimedia.txt", _csv_text(media_rows))
+            for arcname, image in members:
+                try:
+                    archive.write(image, arcname, compress_type=zipfile.ZIP_STORED)  # JPEGs do not shrink
+                except OSError as exc:
+                    raise SpecimenImportError(f"{image}: cannot add to {out_zip} ({exc.strerror or exc})") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, out_zip)
+    return out_zip

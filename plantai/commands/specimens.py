@@ -1,0 +1,236 @@
+"""``plantai specimens``: bring specimen images and their Darwin Core records into Label Studio."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from connectors.projects import SpecimenTask
+    from connectors.specimens import SpecimenImport
+
+SHOWN = 15  # entries listed per problem in the table view; --json lists them all
+ARCHIVE_SUFFIXES = (".zip", ".tgz", ".tar.gz")
+
+
+@click.group()
+def specimens() -> None:
+    """Specimens in: images joined to Darwin Core records, imported as Label Studio tasks."""
+
+
+@specimens.command("import")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--records",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Darwin Core CSV (occurrence.csv) for a folder SOURCE.",
+)
+@click.option("--project", type=int, required=True, help="Label Studio project id.")
+@click.option(
+    "--document-root",
+    envvar="LOCAL_FILES_DOCUMENT_ROOT",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT [LOCAL_FILES_DOCUMENT_ROOT].",
+)
+@click.option(
+    "--extract-to",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where an archive is extracted [default: DOCUMENT_ROOT/<archive name>].",
+)
+@click.option("--label-studio-url", envvar="LABEL_STUDIO_URL", help="Label Studio [LABEL_STUDIO_URL].")
+@click.option("--api-key", envvar="LABEL_STUDIO_API_KEY", help="Token [LABEL_STUDIO_API_KEY].")
+@click.option("--dry-run", is_flag=True, help="Join and report only: import nothing, extract to a temporary folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON report for scripts.")
+def import_(
+    source: Path,
+    records: Path | None,
+    project: int,
+    document_root: Path | None,
+    extract_to: Path | None,
+    label_studio_url: str | None,
+    api_key: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Import the specimens of SOURCE into a Label Studio project, one task per catalog number.
+
+    SOURCE is a folder of images (with --records, a Darwin Core CSV) or a Darwin Core Archive
+    (.zip; its multimedia extension names the images). catalogNumber joins images to records:
+    an image named after its catalog number, else the barcode read on the sheet. Images must be
+    under Label Studio's document root, with a local storage of the project covering them
+    (an archive is extracted there).
+
+    Unmatched images and records, duplicate catalog numbers, unreadable images and columns that
+    are not Darwin Core terms are reported, never dropped silently. Specimens already in the
+    project are skipped, so running it again imports only what is new. Exits non-zero only when
+    nothing could be imported and something was wrong.
+
+    \b
+    Examples:
+      plantai specimens import scans/ --records occurrence.csv --project 3
+      plantai specimens import herbarium-dwca.zip --project 3 --dry-run
+      plantai specimens import herbarium-dwca.zip --project 3 --json > report.json
+    """
+    from connectors.specimens import SpecimenImportError, read_dwca, read_folder
+
+    is_archive = source.is_file() or (source.is_dir() and records is None and (source / "meta.xml").is_file())
+    if source.is_file() and not source.name.lower().endswith(ARCHIVE_SUFFIXES):
+        raise click.UsageError(f"{source}: expected a folder of images or a Darwin Core Archive (.zip)")
+    if is_archive and records is not None:
+        raise click.UsageError("--records goes with a folder of images; an archive carries its own records")
+    if not is_archive and records is None:
+        raise click.UsageError("--records is required when SOURCE is a folder of images")
+    if not dry_run:
+        missing = [
+            name
+            for name, value in (
+                ("--document-root / LOCAL_FILES_DOCUMENT_ROOT", document_root),
+                ("--label-studio-url / LABEL_STUDIO_URL", label_studio_url),
+                ("--api-key / LABEL_STUDIO_API_KEY", api_key),
+            )
+            if not value
+        ]
+        if missing:
+            raise click.UsageError(f"missing {', '.join(missing)} (or use --dry-run)")
+
+    with tempfile.TemporaryDirectory(prefix="plantai-dwca-") as scratch:
+        try:
+            if not is_archive:
+                assert records is not None
+                found = read_folder(source, records)
+            elif source.is_dir():
+                found = read_dwca(source, source)
+            else:
+                if dry_run:
+                    target = Path(scratch)
+                elif extract_to is not None:
+                    target = extract_to
+                else:
+                    assert document_root is not None
+                    target = document_root / _archive_stem(source)
+                found = read_dwca(source, target)
+        except SpecimenImportError as exc:
+            raise click.ClickException(str(exc)) from None
+        report = _import(found, project, document_root, label_studio_url, api_key, dry_run)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _print(report, found)
+    if not report["importable"] and report["problems"]:
+        raise SystemExit(1)
+
+
+def _archive_stem(path: Path) -> str:
+    name = path.name
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _import(
+    found: SpecimenImport,
+    project: int,
+    document_root: Path | None,
+    url: str | None,
+    api_key: str | None,
+    dry_run: bool,
+) -> dict[str, Any]:
+    servable: list[SpecimenTask] = []
+    outside: list[str] = []
+    for specimen in found.specimens:
+        if document_root is None or specimen.image.resolve().is_relative_to(document_root.resolve()):
+            servable.append(specimen)
+        else:
+            outside.append(str(specimen.image))
+    imported: list[int] = []
+    present: list[str] = []
+    checked = False
+    if url and api_key:
+        from label_studio_sdk import LabelStudio
+
+        from connectors.projects import existing_catalog_numbers, import_specimens
+
+        client = LabelStudio(base_url=url, api_key=api_key)  # type: ignore[no-untyped-call]
+        try:
+            if dry_run:
+                existing = existing_catalog_numbers(client, project)
+                present = [s.catalog_number for s in servable if s.catalog_number in existing]
+            else:
+                assert document_root is not None
+                imported, present = import_specimens(client, project, servable, document_root)
+            checked = True
+        except Exception as exc:  # the SDK's errors carry Label Studio's message
+            raise click.ClickException(f"Label Studio project {project}: {exc}") from None
+    report = found.to_json()
+    report.update(
+        {
+            "project": project,
+            "dry_run": dry_run,
+            "matched": len(found.specimens),
+            "importable": len(servable),
+            "imported": len(imported) if not dry_run else 0,
+            "would_import": len(servable) - len(present) if dry_run else None,
+            "task_ids": imported,
+            "already_present": present,
+            "project_checked": checked,
+            "outside_document_root": outside,
+            "problems": found.has_problems or bool(outside),
+        }
+    )
+    return report
+
+
+def _print(report: dict[str, Any], found: SpecimenImport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"Specimens for project {report['project']}" + (" (dry run)" if report["dry_run"] else ""))
+    table.add_column("", style="bold")
+    table.add_column("count", justify="right")
+    rows: list[tuple[str, int | str]] = [("matched (image + record)", report["matched"])]
+    if report["dry_run"]:
+        rows.append(("would be imported", report["would_import"]))
+    else:
+        rows.append(("imported", report["imported"]))
+    present = len(report["already_present"]) if report["project_checked"] else "not checked"
+    rows += [
+        ("skipped: already in the project", present),
+        ("joined through the barcode", len(found.read_from_barcode)),
+        ("unmatched images", len(found.unmatched_images)),
+        ("unmatched records", len(found.unmatched_records)),
+        ("duplicate catalog numbers", len(found.duplicate_catalog_numbers)),
+        ("extra images of a specimen", len(found.extra_images)),
+        ("unreadable images", len(found.unreadable_images)),
+        ("outside the document root", len(report["outside_document_root"])),
+        ("unknown columns (kept)", len(found.unknown_columns)),
+        ("not images (ignored)", len(found.other_files)),
+    ]
+    for label, count in rows:
+        table.add_row(label, str(count))
+    table.caption = f"records read as {found.encoding}"
+    console.print(table)
+    details: list[tuple[str, list[str]]] = [
+        ("From barcode", [f"{b.image.name} → {b.catalog_number}" for b in found.read_from_barcode]),
+        ("Unmatched images", [str(p) for p in found.unmatched_images]),
+        ("Unmatched records", found.unmatched_records),
+        ("Duplicate catalog numbers (first record kept)", found.duplicate_catalog_numbers),
+        ("Extra images (first image kept)", [f"{e.image} ({e.catalog_number})" for e in found.extra_images]),
+        ("Unreadable images", [f"{u.path}: {u.reason}" for u in found.unreadable_images]),
+        ("Outside the document root (not imported)", report["outside_document_root"]),
+        ("Unknown columns (kept in the tasks)", found.unknown_columns),
+        ("Warnings", found.warnings),
+    ]
+    for title, entries in details:
+        if not entries:
+            continue
+        console.print(f"[bold]{title}[/bold]")
+        for entry in entries[:SHOWN]:
+            console.print(f"  {entry}", markup=False, highlight=False)
+        if len(entries) > SHOWN:
+            console.print(f"  ... and {len(entries) - SHOWN} more (--json lists them all)")
