@@ -14,6 +14,7 @@ from plantai.commands.models import models
 from plantai.commands.predict import predict
 from plantai.commands.projects import projects
 from plantai.commands.serve import serve
+from plantai.commands.specimens import specimens
 from plantai.commands.synth import synth
 from plantai.commands.taxonomy import taxonomy
 
@@ -34,5 +35,6 @@ cli.add_command(models)
 cli.add_command(predict)
 cli.add_command(projects)
 cli.add_command(serve)
+cli.add_command(specimens)
 cli.add_command(synth)
 cli.add_command(taxonomy)
