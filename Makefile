@@ -9,21 +9,26 @@ PACKAGES := herbarium catalog connectors ml_backends fiftyone_plugins plantai
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: install system-deps demo test lint typecheck pytest bench clean help
+.PHONY: install system-deps demo test lint typecheck pytest bench screenshots clean help
 
 help:
 	@echo "make demo   set up (first run installs) and run PlantAI on embedded defaults"
 	@echo "make test   install, then ruff + mypy + pytest (what CI runs)"
 	@echo "make lint   ruff check and format check"
 	@echo "make bench  speed figures, each beside a baseline measured in the same run"
+	@echo "make screenshots  Label Studio with PlantAI pre-annotations, in headless chromium (docs/images/)"
 
 install: $(STAMP)
 
-# Debian packages the tests start: PostgreSQL (the catalog's team database).
+# Debian packages the tests start: PostgreSQL (the catalog's team database), and chromium with
+# its driver (docs/screenshots.py drives it through Selenium).
 system-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  echo "Installing PostgreSQL from Debian's packages"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+	@test -x /usr/bin/chromedriver || { \
+	  echo "Installing chromium and chromium-driver from Debian's packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "PlantAI needs $(PYTHON) (Python 3.11)"; exit 1; }
@@ -56,6 +61,10 @@ pytest: $(STAMP) system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# A private Label Studio and PlantAI backend, one generated sheet, its pre-annotations photographed.
+screenshots: $(STAMP) system-deps
+	$(BIN)/python docs/screenshots.py --demo --out docs/images/labelstudio-preannotations.png
 
 bench: $(STAMP)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

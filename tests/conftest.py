@@ -20,8 +20,8 @@ from connectors.local_fiftyone_db import LocalFiftyOneDatabase
 from connectors.local_labelstudio import LABEL_STUDIO_VERSION, LabelStudioServer, LocalLabelStudio
 from connectors.local_process import free_loopback_port
 
-# Tiny models trained on generated sheets, cached in .cache/test-models between runs.
-pytest_plugins = ["tests.plugins.trained_models"]
+# Tiny models trained on generated sheets (cached in .cache/test-models) and real backend servers.
+pytest_plugins = ["tests.plugins.trained_models", "tests.plugins.backend_server"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = REPO_ROOT.parent / "shared" / "data" / "herbarium-samples"
