@@ -597,7 +597,29 @@ def _specimens_of(source: str | Path | Sequence[SpecimenTask]) -> list[SpecimenT
     ]
 
 
-def _meta_xml(core_columns: Sequence[str]) -> str:
+MEASUREMENT_ROW_TYPE = "http://rs.tdwg.org/dwc/terms/MeasurementOrFact"
+MEASUREMENT_COLUMNS = (
+    "measurementType",
+    "measurementValue",
+    "measurementUnit",
+    "measurementMethod",
+    "measurementRemarks",
+)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A MeasurementOrFact row: a trait or an organ count of one specimen, and who or what measured it."""
+
+    catalog_number: str
+    measurement_type: str  # e.g. "phenology", "leaf count"
+    value: str
+    method: str  # the model's name@version, or expert:<id>
+    unit: str = ""
+    remarks: str = ""
+
+
+def _meta_xml(core_columns: Sequence[str], with_measurements: bool = False) -> str:
     fields = "\n".join(
         f"    <field index={quoteattr(str(i))} term={quoteattr(_term_uri(c))}/>" for i, c in enumerate(core_columns)
     )
@@ -615,7 +637,19 @@ def _meta_xml(core_columns: Sequence[str]) -> str:
     <field index="1" term="{DC_NS}identifier"/>
     <field index="2" term="{DC_NS}format"/>
   </extension>
-</archive>
+{_measurement_extension(csv_attrs) if with_measurements else ""}</archive>
+"""
+
+
+def _measurement_extension(csv_attrs: str) -> str:
+    fields = "\n".join(
+        f'    <field index="{i}" term="{DWC_NS}{name}"/>' for i, name in enumerate(MEASUREMENT_COLUMNS, start=1)
+    )
+    return f"""  <extension rowType="{MEASUREMENT_ROW_TYPE}" {csv_attrs} ignoreHeaderLines="1">
+    <files><location>measurementorfact.txt</location></files>
+    <coreid index="0"/>
+{fields}
+  </extension>
 """
 
 
@@ -633,11 +667,16 @@ def _csv_text(rows: Iterable[Sequence[str]]) -> str:
     return out.getvalue()
 
 
-def write_dwca(source: str | Path | Sequence[SpecimenTask], out_zip: str | Path) -> Path:
+def write_dwca(
+    source: str | Path | Sequence[SpecimenTask],
+    out_zip: str | Path,
+    measurements: Sequence[Measurement] | None = None,
+) -> Path:
     """Write a Darwin Core Archive: occurrence core, Simple Multimedia extension, images under ``images/``.
 
     ``source`` is a synthetic data set folder (``plantai synth`` output, read through its manifest)
     or specimens. Images keep their file names; the multimedia rows link them to their records.
+    ``measurements`` add a MeasurementOrFact extension (traits, organ counts, with their method).
     """
     specimens = _specimens_of(source)
     out_zip = Path(out_zip)
@@ -662,10 +701,15 @@ def write_dwca(source: str | Path | Sequence[SpecimenTask], out_zip: str | Path)
     partial = out_zip.with_name(f".{out_zip.name}.partial")
     try:
         with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("meta.xml", _meta_xml(columns))
+            archive.writestr("meta.xml", _meta_xml(columns, with_measurements=measurements is not None))
             archive.writestr("eml.xml", _EML)
             archive.writestr("occurrence.txt", _csv_text(core_rows))
             archive.writestr("multimedia.txt", _csv_text(media_rows))
+            if measurements is not None:
+                rows = [["coreid", *MEASUREMENT_COLUMNS]] + [
+                    [m.catalog_number, m.measurement_type, m.value, m.unit, m.method, m.remarks] for m in measurements
+                ]
+                archive.writestr("measurementorfact.txt", _csv_text(rows))
             for arcname, image in members:
                 try:
                     archive.write(image, arcname, compress_type=zipfile.ZIP_STORED)  # JPEGs do not shrink

@@ -1,0 +1,167 @@
+"""Exports for botanists and for training, from specimens with their labels.
+
+* validated labels (an expert confirmed or corrected them) to YOLO and COCO, through our
+  converters, never Label Studio's exporter (it merges tags and drops masks);
+* a Darwin Core Archive whose MeasurementOrFact rows give each trait and organ count with its
+  method: the model's ``name@version``, or ``expert:<id>``; an expert's word wins over a model's;
+* cleaned images: the plant alone on white, non-vegetal elements removed, with the mask.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from connectors.projects import SpecimenTask
+from connectors.specimens import Measurement, write_dwca
+from connectors.training_data import TrainingDataset, export_detection
+from herbarium.imaging import read_image
+from herbarium.labels import (
+    EXPERT_STATES,
+    BoxLabel,
+    ClassificationLabel,
+    Label,
+    LabelState,
+    MaskLabel,
+    SpecimenLabels,
+)
+from herbarium.labels.coco import as_coco
+from herbarium.taxonomy import ORGANS, PLANT, TRAITS, LabelSet, UnknownLabelError
+
+VALIDATED_STATES = frozenset({LabelState.VALIDATED, LabelState.CORRECTED})
+
+
+@dataclass(frozen=True)
+class ExportSpecimen:
+    catalog_number: str
+    image: Path
+    labels: SpecimenLabels
+    record: dict[str, str] = field(default_factory=dict)
+
+
+def validated(labels: SpecimenLabels) -> SpecimenLabels:
+    """Only what an expert confirmed or corrected."""
+    return labels.with_labels(label for label in labels.labels if label.state in VALIDATED_STATES)
+
+
+def _preferred(labels: Sequence[Label]) -> list[Label]:
+    """Expert labels when there are any (rejected ones drop out), else the model's."""
+    expert = [label for label in labels if label.state in EXPERT_STATES]
+    chosen = expert if expert else list(labels)
+    return [label for label in chosen if label.state is not LabelState.REJECTED]
+
+
+def _resolves(label_set: LabelSet, name: str) -> str | None:
+    try:
+        return label_set.resolve(name)
+    except UnknownLabelError:
+        return None
+
+
+def measurements(specimen: ExportSpecimen) -> list[Measurement]:
+    """Traits and organ counts of one specimen, each with the method that gave it."""
+    rows: list[Measurement] = []
+    for trait, label_set in TRAITS.items():
+        values = [
+            label
+            for label in specimen.labels.labels
+            if isinstance(label, ClassificationLabel) and label.control == trait and _resolves(label_set, label.label)
+        ]
+        for label in _preferred(values)[:1]:
+            rows.append(
+                Measurement(
+                    specimen.catalog_number,
+                    trait,
+                    label_set.resolve(label.label),
+                    method=label.source or "unknown",
+                    remarks=f"score {label.score:.3f}" if label.score is not None and not label.is_expert else "",
+                )
+            )
+    organs = [
+        label
+        for label in specimen.labels.labels
+        if isinstance(label, BoxLabel) and _resolves(ORGANS, label.label) is not None
+    ]
+    chosen = _preferred(organs)
+    counts = Counter(ORGANS.resolve(label.label) for label in chosen)
+    methods = sorted({label.source or "unknown" for label in chosen})
+    for organ in ORGANS.classes:
+        if counts[organ]:
+            rows.append(
+                Measurement(specimen.catalog_number, f"{organ} count", str(counts[organ]), method=" | ".join(methods))
+            )
+    return rows
+
+
+def export_dwca(specimens: Sequence[ExportSpecimen], out_zip: Path) -> Path:
+    """A Darwin Core Archive with images and MeasurementOrFact rows."""
+    tasks = [SpecimenTask(s.catalog_number, s.image, s.record) for s in specimens]
+    rows = [row for specimen in specimens for row in measurements(specimen)]
+    return write_dwca(tasks, out_zip, measurements=rows)
+
+
+def export_coco(specimens: Sequence[ExportSpecimen], out_json: Path, label_set: LabelSet) -> Path:
+    """Validated boxes, polygons and masks of ``label_set`` as one COCO file."""
+    images = []
+    for image_id, specimen in enumerate(specimens, start=1):
+        kept = [
+            label
+            for label in validated(specimen.labels).labels
+            if not isinstance(label, ClassificationLabel) and _resolves(label_set, label.label) is not None
+        ]
+        images.append((image_id, str(specimen.image), specimen.labels.with_labels(kept)))
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(as_coco(images, label_set)))
+    return out_json
+
+
+def export_yolo(
+    specimens: Sequence[ExportSpecimen], out_dir: Path, label_set: LabelSet, seed: int = 0
+) -> TrainingDataset:
+    """Validated boxes of ``label_set`` as a YOLO detect data set (train/val split by specimen)."""
+    return export_detection(
+        [(s.image, validated(s.labels)) for s in specimens], out_dir, label_set, seed=seed, val_fraction=0.2
+    )
+
+
+@dataclass(frozen=True)
+class CleanedImage:
+    catalog_number: str
+    image: Path | None
+    mask: Path | None
+    reason: str | None = None  # why there is no cleaned image
+
+
+def clean_images(specimens: Iterable[ExportSpecimen], out_dir: Path) -> list[CleanedImage]:
+    """The plant alone on white (and its 0/255 mask) for every specimen with a plant mask."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done: list[CleanedImage] = []
+    for specimen in specimens:
+        masks = _preferred(
+            [
+                label
+                for label in specimen.labels.labels
+                if isinstance(label, MaskLabel) and _resolves(PLANT, label.label) is not None
+            ]
+        )
+        if not masks:
+            done.append(CleanedImage(specimen.catalog_number, None, None, "no plant mask"))
+            continue
+        plant = np.logical_or.reduce([label.mask for label in masks if isinstance(label, MaskLabel)])
+        picture = np.asarray(read_image(specimen.image).image)
+        if picture.shape[:2] != plant.shape:
+            done.append(CleanedImage(specimen.catalog_number, None, None, "mask size differs from the image"))
+            continue
+        cleaned = np.where(plant[..., None], picture, np.uint8(255))
+        image_path = out_dir / f"{specimen.catalog_number}.png"
+        mask_path = out_dir / f"{specimen.catalog_number}.mask.png"
+        Image.fromarray(cleaned.astype(np.uint8)).save(image_path)
+        Image.fromarray(plant.astype(np.uint8) * 255).save(mask_path)
+        done.append(CleanedImage(specimen.catalog_number, image_path, mask_path))
+    return done
