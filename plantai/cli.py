@@ -15,6 +15,7 @@ from plantai.commands.predict import predict
 from plantai.commands.projects import projects
 from plantai.commands.serve import serve
 from plantai.commands.specimens import specimens
+from plantai.commands.sync import sync
 from plantai.commands.synth import synth
 from plantai.commands.taxonomy import taxonomy
 
@@ -36,5 +37,6 @@ cli.add_command(predict)
 cli.add_command(projects)
 cli.add_command(serve)
 cli.add_command(specimens)
+cli.add_command(sync)
 cli.add_command(synth)
 cli.add_command(taxonomy)
