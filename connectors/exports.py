@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -165,3 +166,47 @@ def clean_images(specimens: Iterable[ExportSpecimen], out_dir: Path) -> list[Cle
         Image.fromarray(plant.astype(np.uint8) * 255).save(mask_path)
         done.append(CleanedImage(specimen.catalog_number, image_path, mask_path))
     return done
+
+
+def specimens_from_samples(samples: Iterable[Any], catalog_field: str = "catalogNumber") -> list[ExportSpecimen]:
+    """Specimens of synced FiftyOne samples: their ``ai_*`` and ``expert_*`` labels, record and image."""
+    import fiftyone as fo
+
+    from herbarium.labels.fiftyone import from_fiftyone
+
+    specimens: list[ExportSpecimen] = []
+    for sample in samples:
+        metadata = sample.metadata
+        if metadata is None or not metadata.width or not metadata.height:
+            raise ValueError(f"sample {sample.id}: no image size in its metadata (run compute_metadata())")
+        width, height = int(metadata.width), int(metadata.height)
+        labels: list[Label] = []
+        record: dict[str, str] = {}
+        for name, value in sample.iter_fields():
+            if name.startswith(("ai_", "expert_")) and value is not None:
+                control = name.split("_", 1)[1]
+                if isinstance(value, fo.Detections):
+                    labels += from_fiftyone(width, height, detections=value).labels
+                elif isinstance(value, fo.Polylines):
+                    labels += from_fiftyone(width, height, polylines=value).labels
+                elif isinstance(value, fo.Classification):
+                    labels += from_fiftyone(width, height, classifications={control: value}).labels
+            elif (
+                isinstance(value, str)
+                and not name.startswith(("ls_", "review_", "expert_", "ai_"))
+                and name
+                not in (
+                    "filepath",
+                    "id",
+                )
+            ):
+                record[name] = value
+        specimens.append(
+            ExportSpecimen(
+                catalog_number=record.get(catalog_field) or str(sample.id),
+                image=Path(sample.filepath),
+                labels=SpecimenLabels(width=width, height=height, labels=labels),
+                record=record,
+            )
+        )
+    return specimens

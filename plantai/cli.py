@@ -9,6 +9,7 @@ import click
 
 from herbarium import __version__
 from plantai.commands.backends import backends
+from plantai.commands.export import export
 from plantai.commands.info import info
 from plantai.commands.models import models
 from plantai.commands.predict import predict
@@ -31,6 +32,7 @@ def cli() -> None:
 
 
 cli.add_command(backends)
+cli.add_command(export)
 cli.add_command(info)
 cli.add_command(models)
 cli.add_command(predict)
