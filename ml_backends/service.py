@@ -27,18 +27,11 @@ from herbarium.labels import Label, SpecimenLabels
 from herbarium.labels.labelstudio import as_labelstudio
 from ml_backends.adapters import Adapter, Tiling, adapter_for
 from ml_backends.controls import Control, LabelConfig, LabelConfigError
+from ml_backends.kinds import BACKEND_KINDS
 from ml_backends.task_images import TaskImageError, TaskImages
 
 log = logging.getLogger(__name__)
 
-ALL_KINDS = frozenset({"detect-nonvegetal", "detect-organs", "segment-plant", "classify-trait"})
-BACKEND_KINDS: Mapping[str, frozenset[str]] = {
-    "nonvegetal": frozenset({"detect-nonvegetal"}),
-    "organs": frozenset({"detect-organs"}),
-    "segmentation": frozenset({"segment-plant"}),
-    "traits": frozenset({"classify-trait"}),
-    "all": ALL_KINDS,
-}
 NO_MODEL_VERSION = "plantai:no-matching-model"
 
 

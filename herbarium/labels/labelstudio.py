@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from label_studio_sdk.converter.brush import decode_rle, mask2rle
 
 from herbarium.labels.model import (
     BoxLabel,
@@ -314,6 +313,8 @@ def _region_value(label: Label, width: int, height: int) -> tuple[str, dict[str,
         return "polygon", {"points": points, "closed": True}
     if isinstance(label, MaskLabel):
         # Every RGBA channel = 255 where set; the editor and the SDK read the alpha channel.
+        from label_studio_sdk.converter.brush import mask2rle  # 4 s to import: only when a mask is written
+
         rle = mask2rle(label.mask.astype(np.uint8) * np.uint8(255))  # type: ignore[no-untyped-call]
         return "brush", {"format": "rle", "rle": [int(b) for b in rle]}
     raise LabelError(f"label: {type(label).__name__} is not a region label")
@@ -431,6 +432,8 @@ def _decode_brush(value: Mapping[str, Any], width: int, height: int, i: int) -> 
             f"original_height x 4 = {width} x {height} x 4 = {expected}"
         )
     try:
+        from label_studio_sdk.converter.brush import decode_rle  # 4 s to import: only when a mask is read
+
         rgba = decode_rle(rle)
     except (ValueError, IndexError) as error:
         raise LabelError(f"results[{i}].value.rle: not valid Label Studio RLE ({error})") from None

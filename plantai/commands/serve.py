@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ml_backends.service import BACKEND_KINDS
+from ml_backends.kinds import BACKEND_KINDS
 
 
 @click.command()
@@ -15,7 +15,13 @@ from ml_backends.service import BACKEND_KINDS
 @click.option("--port", default=9090, show_default=True, help="Port to listen on.")
 @click.option("--threads", default=4, show_default=True, help="Request threads (one process: one model cache).")
 @click.option("--timeout", default=120, show_default=True, help="Seconds before a stuck request is abandoned.")
-def serve(backend: str, host: str, port: int, threads: int, timeout: int) -> None:
+@click.option(
+    "--retrain-triggers/--no-retrain-triggers",
+    default=True,
+    show_default=True,
+    help="Queue retraining jobs on Label Studio's Start training and every N validated annotations.",
+)
+def serve(backend: str, host: str, port: int, threads: int, timeout: int, retrain_triggers: bool) -> None:
     """Serve the catalog's production models to Label Studio as pre-annotations.
 
     BACKEND picks which models: nonvegetal, organs, segmentation, traits, or all (default).
@@ -25,6 +31,10 @@ def serve(backend: str, host: str, port: int, threads: int, timeout: int) -> Non
     LOCAL_FILES_DOCUMENT_ROOT (read task images from disk), LABEL_STUDIO_URL and
     LABEL_STUDIO_API_KEY (download the others, from that host only), PLANTAI_HOME or
     PLANTAI_CATALOG_URL (the catalog).
+
+    Label Studio's webhook events reach /webhook: "Start training" queues a retraining job for the
+    project's models (a FiftyOne delegated operation), and so does every Nth validated annotation
+    when the project sets N (`plantai retrain MODEL --project ID --every N`).
 
     \b
     Example:
@@ -49,7 +59,12 @@ def serve(backend: str, host: str, port: int, threads: int, timeout: int) -> Non
 
         def load(self) -> Any:
             # Built in the worker, not the master: no database connection or torch state crosses the fork.
-            return create_app(service_from_environment(backend))
+            on_event = None
+            if retrain_triggers:
+                from connectors.retrain_queue import on_label_studio_event
+
+                on_event = on_label_studio_event
+            return create_app(service_from_environment(backend), on_event=on_event)
 
     click.echo(f"PlantAI backend '{backend}' on http://{host}:{port}")
     Gunicorn().run()
