@@ -1,0 +1,703 @@
+"""Retraining from expert corrections, gated: train a candidate, compare it with production, promote if not worse.
+
+One job, :func:`retrain`, does it all and records it in the catalog's ``training_runs`` table:
+
+1. **collect**: the newest annotation of every task in the given Label Studio projects, read with
+   :func:`connectors.review.reviewed_sheet` (THE rules for states), kept when the expert marked the
+   sheet ``validated``. Rejected regions never become targets (the exporters drop them), so a sheet
+   whose regions were all rejected trains as a negative (an image without boxes) for detect/segment.
+2. **export**: with :mod:`connectors.training_data` (YOLO detect/segment, classification folders),
+   split by specimen with a fixed seed; the data set is frozen in the run folder and its snapshot
+   (counts and a hash of every label file) is recorded with the run (``dataset_snapshot``).
+3. **train**: :func:`connectors.training.train_yolo`, fine-tuning from the production version's
+   weights (or from the Ultralytics yaml for a new model); CPU unless CUDA is there.
+4. **gate**: candidate and production are evaluated with Ultralytics ``val`` on the same held-out
+   split (the same data yaml); the model's metric (:data:`GATE_METRICS`) decides. The candidate is
+   registered in staging with its metrics, ``parent`` = the production version and the run id; it is
+   promoted when ``candidate >= production - margin``, otherwise it stays in staging and the run
+   records why. Backends re-read the catalog every few seconds, so a promotion reaches them.
+
+One job per model at a time: a run moves from ``queued`` to ``running`` only if no other run of the
+same model is ``running`` (checked and written in one catalog transaction); a ``running`` run whose
+process is gone (killed) is marked ``failed`` first. A job that fails is marked ``failed`` with the
+error, and the production version is untouched: promotion is the job's very last write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from catalog.errors import UnknownModelError
+from catalog.records import TrainingRunInfo, VersionInfo
+from catalog.registry import Catalog
+from catalog.schema import TrainingRun, utc_now
+from catalog.tasks import CLASSIFY_TRAIT, label_set_for, resolve_task
+from connectors.review import reviewed_sheet
+from connectors.training import _METRIC_KEYS, BASE_MODELS, LOG_NAME, TrainingError, _logged_to, train_yolo
+from connectors.training_data import (
+    Kind,
+    Specimen,
+    TrainingDataError,
+    TrainingDataset,
+    export_classification,
+    export_detection,
+    export_segmentation,
+)
+from herbarium.labels import ClassificationLabel, LabelState
+from herbarium.taxonomy import LabelSet, normalise_label_name
+
+# The metric that decides promotion, per Ultralytics task (names as connectors.training records them).
+GATE_METRICS: Mapping[Kind, str] = {"detect": "mAP50-95", "segment": "mask_mAP50-95", "classify": "top1"}
+VALIDATED = "validated"
+RUNS_DIR = "training-runs"
+SNAPSHOT_FILE = "snapshot.json"
+Progress = Callable[[str, float], None]  # (step, fraction of the whole job done)
+
+
+class RetrainingError(RuntimeError):
+    """A retraining job that cannot run as asked; the message says why."""
+
+
+class TrainingBusyError(RetrainingError):
+    """Another job is already training this model."""
+
+
+@dataclass(frozen=True)
+class RetrainSettings:
+    """How a job trains. Defaults finish in minutes on a laptop CPU for a few hundred small sheets."""
+
+    epochs: int = 12
+    imgsz: int | None = None  # None: the production model's training size, else 320 (96 for classifiers)
+    batch: int = 4
+    max_side: int | None = 416  # images are reduced to this long side in the frozen data set
+    val_fraction: float = 0.25
+    seed: int = 0
+    margin: float = 0.0  # promote when candidate >= production - margin
+    only_validated: bool = True  # keep sheets the expert marked "validated" (else every annotated sheet)
+    options: Mapping[str, Any] = field(
+        default_factory=lambda: {"mosaic": 0.0, "warmup_epochs": 1, "val": False, "optimizer": "AdamW", "lr0": 0.001}
+    )
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    """What a job did: its run, the candidate (if registered), both scores and the decision."""
+
+    run_id: int
+    model: str
+    status: str  # promoted, staged, failed
+    metric: str
+    candidate: str | None = None  # name@version
+    production: str | None = None  # the production version it was compared with (None for a new model)
+    candidate_score: float | None = None
+    production_score: float | None = None
+    margin: float = 0.0
+    reason: str = ""
+    snapshot: str | None = None
+    log: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Collecting corrections
+
+
+def corrections_from_tasks(
+    tasks: Iterable[Mapping[str, Any]], document_root: Path | None, *, only_validated: bool = True
+) -> list[Specimen]:
+    """(image path, expert labels) of each task whose newest annotation is usable for training.
+
+    Images must be local files under ``document_root`` (Label Studio's local-files URLs).
+    """
+    from connectors.sync import _image_size, image_path, newest_annotation
+
+    out: list[Specimen] = []
+    for task in tasks:
+        annotation = newest_annotation([a for a in task.get("annotations") or () if isinstance(a, Mapping)])
+        if annotation is None:
+            continue
+        path = image_path(str((task.get("data") or {}).get("image") or ""), document_root)
+        if path is None or not path.is_file():
+            raise RetrainingError(
+                f"task {task.get('id')}: its image is not a local file under the document root ({document_root})"
+            )
+        size = _image_size(task)
+        if size is None:
+            from herbarium.imaging import oriented_size
+
+            size = oriented_size(path)
+        sheet = reviewed_sheet(annotation, size[0], size[1])
+        if only_validated and sheet.review != VALIDATED:
+            continue
+        out.append((path, sheet.labels))
+    return out
+
+
+def collect_corrections(
+    client: Any, projects: Sequence[int], document_root: Path | None = None, *, only_validated: bool = True
+) -> list[Specimen]:
+    """The expert-reviewed sheets of ``projects`` (Label Studio SDK client), as (image path, labels)."""
+    from connectors.sync import _Reader
+
+    root = document_root or _document_root()
+    out: list[Specimen] = []
+    for project in projects:
+        reader = _Reader(client, int(project))
+        for page, _total in reader.pages(None, 500):
+            out += corrections_from_tasks(page, root, only_validated=only_validated)
+    return out
+
+
+def _document_root() -> Path | None:
+    value = os.environ.get("LOCAL_FILES_DOCUMENT_ROOT")
+    return Path(value) if value else None
+
+
+# ---------------------------------------------------------------------------------------------
+# One job per model: the training-run table is the lock
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stale(run: TrainingRun) -> bool:
+    owner = run.parameters.get("owner") or {}
+    pid, host = owner.get("pid"), owner.get("host")
+    return isinstance(pid, int) and host == socket.gethostname() and not _pid_alive(pid)
+
+
+def recover_stale_runs(catalog: Catalog, model: str | None = None) -> list[int]:
+    """Mark ``running`` runs whose process (on this host) is gone as ``failed``; returns their ids."""
+
+    def apply(session: Session) -> list[int]:
+        query = select(TrainingRun).where(TrainingRun.status == "running")
+        if model is not None:
+            query = query.where(TrainingRun.model_name == model)
+        failed = []
+        for run in session.scalars(query).all():
+            if _stale(run):
+                run.status, run.finished_at = "failed", utc_now()
+                run.parameters = {**run.parameters, "reason": "the job's process died (killed?) while running"}
+                failed.append(run.id)
+        return failed
+
+    return catalog._write(apply)
+
+
+def running_runs(catalog: Catalog, model: str) -> list[TrainingRunInfo]:
+    def read(session: Session) -> list[TrainingRunInfo]:
+        query = select(TrainingRun).where(TrainingRun.model_name == model, TrainingRun.status == "running")
+        return [TrainingRunInfo.of(run) for run in session.scalars(query).all()]
+
+    return catalog._read(read)
+
+
+def acquire_run(catalog: Catalog, run_id: int) -> TrainingRunInfo:
+    """``queued`` -> ``running`` if no other run of the model runs; else the run is ``cancelled``, TrainingBusyError."""
+    recover_stale_runs(catalog, catalog.training_run(run_id).model_name)
+    owner = {"pid": os.getpid(), "host": socket.gethostname()}
+
+    def apply(session: Session) -> tuple[TrainingRunInfo, int | None]:
+        run = session.get(TrainingRun, run_id, with_for_update=True)
+        if run is None:
+            raise RetrainingError(f"no training run with id {run_id}")
+        other = session.scalars(
+            select(TrainingRun.id).where(
+                TrainingRun.model_name == run.model_name, TrainingRun.status == "running", TrainingRun.id != run.id
+            )
+        ).first()
+        if other is not None:
+            run.status, run.finished_at = "cancelled", utc_now()
+            run.parameters = {**run.parameters, "reason": f"training run {other} of this model was running"}
+        else:
+            run.status, run.started_at = "running", utc_now()
+            run.parameters = {**run.parameters, "owner": owner}
+        session.flush()
+        return TrainingRunInfo.of(run), other
+
+    info, other = catalog._write(apply)
+    if other is not None:
+        raise TrainingBusyError(f"model {info.model_name!r} is already being trained by run {other}")
+    return info
+
+
+def _finish(catalog: Catalog, run_id: int, status: str, **facts: Any) -> None:
+    run = catalog.training_run(run_id)
+    catalog.update_training_run(run_id, status=status, parameters={**run.parameters, **facts})
+
+
+# ---------------------------------------------------------------------------------------------
+# Export, train, evaluate
+
+
+def export_for(
+    kind: Kind, specimens: Sequence[Specimen], out_dir: Path, label_set: LabelSet, trait: str, settings: RetrainSettings
+) -> TrainingDataset:
+    fraction, seed, side = settings.val_fraction, settings.seed, settings.max_side
+    if kind == "detect":
+        return export_detection(specimens, out_dir, label_set, val_fraction=fraction, seed=seed, max_side=side)
+    if kind == "segment":
+        return export_segmentation(specimens, out_dir, label_set, val_fraction=fraction, seed=seed, max_side=side)
+    return export_classification(specimens, out_dir, trait, label_set, val_fraction=fraction, seed=seed, max_side=side)
+
+
+def evaluate(weights: Path, dataset: TrainingDataset, imgsz: int, batch: int, log: Path) -> dict[str, float]:
+    """Ultralytics ``val`` of ``weights`` on the data set's held-out split; PlantAI's metric names."""
+    from catalog.ultralytics_offline import configure_offline_ultralytics
+
+    configure_offline_ultralytics()
+    import torch
+
+    from catalog.weights import yolo_class
+
+    with _logged_to(log):
+        model = yolo_class()(str(weights), task=dataset.kind)
+        results = model.val(
+            data=str(dataset.data),
+            split="val",
+            imgsz=imgsz,
+            batch=batch,
+            device="0" if torch.cuda.is_available() else "cpu",
+            workers=0,
+            plots=False,
+            verbose=False,
+            project=str(log.parent / "val"),
+            name=weights.stem,
+            exist_ok=True,
+        )
+    values = {str(k): float(v) for k, v in (results.results_dict or {}).items()}
+    return {name: values[key] for name, key in _METRIC_KEYS[dataset.kind].items() if key in values}
+
+
+def _train_imgsz(weights: Path | None, kind: Kind) -> int:
+    default = 96 if kind == "classify" else 320
+    if weights is None:
+        return default
+    import torch
+
+    checkpoint = torch.load(str(weights), map_location="cpu", weights_only=False)
+    args = checkpoint.get("train_args") if isinstance(checkpoint, dict) else None
+    size = args.get("imgsz") if isinstance(args, dict) else None
+    return int(size) if isinstance(size, int) and size > 0 else default
+
+
+# ---------------------------------------------------------------------------------------------
+# The job
+
+
+def queue_run(catalog: Catalog, model: str, **parameters: Any) -> TrainingRunInfo:
+    """A ``queued`` training run for ``model`` (the job record; the work happens in :func:`retrain_specimens`)."""
+    return catalog.create_training_run(model, parameters=parameters, status="queued")
+
+
+def retrain_specimens(
+    catalog: Catalog,
+    model: str,
+    specimens: Sequence[Specimen],
+    *,
+    settings: RetrainSettings | None = None,
+    run_id: int | None = None,
+    labels: Sequence[str] | None = None,
+    task: str | None = None,
+    progress: Progress | None = None,
+    changed_by: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> RetrainResult:
+    """Train a candidate for ``model`` on ``specimens``, gate it against production, register and maybe promote.
+
+    For a model not in the catalog yet, give ``task`` (a trait name for a classifier) and ``labels``:
+    it trains from the Ultralytics yaml and the first version is promoted when it trains at all.
+    Failures mark the run ``failed`` and re-raise; the catalog's production version is never touched
+    before the very end.
+    """
+    settings = settings or RetrainSettings()
+    started = time.perf_counter()
+    if run_id is None:
+        run_id = queue_run(catalog, model, trigger="direct", **dict(extra or {})).id
+    acquire_run(catalog, run_id)
+    run_dir = catalog.home / RUNS_DIR / f"{run_id:06d}-{model}"
+    log = run_dir / LOG_NAME
+    run_dir.mkdir(parents=True, exist_ok=True)
+    catalog.update_training_run(run_id, log_path=log)
+
+    def step(message: str, fraction: float) -> None:
+        with log.open("a", encoding="utf-8") as stream:
+            stream.write(f"[plantai {time.strftime('%H:%M:%S')}] {message}\n")
+        if progress is not None:
+            progress(message, fraction)
+
+    try:
+        result = _run(catalog, model, specimens, settings, run_id, run_dir, log, labels, task, step, changed_by)
+    except BaseException as error:  # killed threads (KeyboardInterrupt, SystemExit) fail the run too
+        reason = f"{type(error).__name__}: {error}"
+        with log.open("a", encoding="utf-8") as stream:
+            stream.write(traceback.format_exc())
+        _finish(catalog, run_id, "failed", reason=reason, outcome="failed")
+        raise
+    result = replace(result, seconds=time.perf_counter() - started)
+    return result
+
+
+def _run(
+    catalog: Catalog,
+    model: str,
+    specimens: Sequence[Specimen],
+    settings: RetrainSettings,
+    run_id: int,
+    run_dir: Path,
+    log: Path,
+    labels: Sequence[str] | None,
+    task: str | None,
+    step: Progress,
+    changed_by: str | None,
+) -> RetrainResult:
+    production: VersionInfo | None
+    try:
+        info = catalog.get(model)
+    except UnknownModelError:
+        if task is None:
+            raise RetrainingError(f"no model {model!r} in the catalog: give its task to train a new one") from None
+        spec = resolve_task(task)
+        if labels is None and spec.known_label_set is None:
+            raise RetrainingError(f"new trait {spec.task!r}: give its labels") from None
+        model_labels = tuple(labels) if labels is not None else spec.known_label_set.classes  # type: ignore[union-attr]
+        production = None
+    else:
+        spec = resolve_task(info.task)
+        model_labels = info.labels
+        production = catalog.version(model) if info.production is not None else None
+    kind: Kind = spec.yolo_task  # type: ignore[assignment]
+    label_set = label_set_for(spec, model_labels)
+    metric = GATE_METRICS[kind]
+
+    step(f"exporting {len(specimens)} corrected sheets as a {kind} data set", 0.05)
+    dataset = export_for(kind, specimens, run_dir / "data", label_set, spec.task, settings)
+    snapshot_id = f"{kind}-{dataset.snapshot['sha256'][:16]}"
+    (run_dir / SNAPSHOT_FILE).write_text(
+        json.dumps({**dataset.snapshot, "id": snapshot_id, "splits": dataset.splits}, indent=2), encoding="utf-8"
+    )
+    base: Path | None = None
+    if production is not None:
+        base = run_dir / f"{model}-{production.version}.pt"  # a copy: Ultralytics never writes into the store
+        shutil.copyfile(catalog.artefact_path(production), base)
+    imgsz = settings.imgsz or _train_imgsz(base, kind)
+    parameters = {
+        "epochs": settings.epochs,
+        "imgsz": imgsz,
+        "batch": settings.batch,
+        "seed": settings.seed,
+        "margin": settings.margin,
+        "base": production.ref if production is not None else BASE_MODELS[kind],
+        "snapshot": dataset.snapshot,
+        "options": dict(settings.options),
+    }
+    current = catalog.training_run(run_id)
+    catalog.update_training_run(run_id, parameters={**current.parameters, **parameters})
+    _set_snapshot(catalog, run_id, snapshot_id)
+
+    step(f"training {settings.epochs} epochs from {parameters['base']}", 0.1)
+
+    def epoch_done(done: int, total: int) -> None:
+        step(f"epoch {done}/{total}", 0.1 + 0.7 * done / total)
+
+    trained = train_yolo(
+        dataset,
+        kind,
+        run_dir,
+        epochs=settings.epochs,
+        imgsz=imgsz,
+        batch=settings.batch,
+        base=base,
+        seed=settings.seed,
+        progress=epoch_done,
+        **dict(settings.options),
+    )
+    step("evaluating the candidate and production on the same held-out split", 0.85)
+    candidate_metrics = evaluate(trained.path, dataset, imgsz, settings.batch, log)
+    production_metrics = evaluate(base, dataset, imgsz, settings.batch, log) if base is not None else {}
+    candidate_score = candidate_metrics.get(metric)
+    production_score = production_metrics.get(metric)
+    if candidate_score is None:
+        raise RetrainingError(f"the evaluation gave no {metric} for the candidate")
+
+    if production is None:
+        promote, reason = True, "first version of a new model"
+    elif production_score is None:
+        promote, reason = True, f"production gave no {metric} on the held-out split"
+    elif candidate_score >= production_score - settings.margin:
+        promote = True
+        reason = f"{metric} {candidate_score:.4f} >= production {production_score:.4f} - margin {settings.margin}"
+    else:
+        promote = False
+        reason = (
+            f"{metric} {candidate_score:.4f} < production {production.ref} {production_score:.4f} "
+            f"- margin {settings.margin}: left in staging"
+        )
+    metrics: dict[str, Any] = {"dataset": snapshot_id, **candidate_metrics}
+    metrics.update({f"production_{k}": v for k, v in production_metrics.items()})
+    step(f"registering the candidate ({reason})", 0.95)
+    registered = catalog.register(
+        model,
+        task=spec.task if kind != "classify" else f"{CLASSIFY_TRAIT}:{spec.task}",
+        weights=trained.path,
+        labels=list(model_labels),
+        metrics=metrics,
+        parent=production.version if production is not None else None,
+        training_run_id=run_id,
+        registered_by=changed_by or "plantai-retraining",
+    )
+    if promote:  # the one write that changes what backends serve
+        catalog.promote(model, registered.version, changed_by=changed_by or "plantai-retraining")
+    status = "promoted" if promote else "staged"
+    result = RetrainResult(
+        run_id=run_id,
+        model=model,
+        status=status,
+        metric=metric,
+        candidate=registered.ref,
+        production=production.ref if production is not None else None,
+        candidate_score=candidate_score,
+        production_score=production_score,
+        margin=settings.margin,
+        reason=reason,
+        snapshot=snapshot_id,
+        log=str(log),
+    )
+    _finish(
+        catalog,
+        run_id,
+        "succeeded",
+        outcome=status,
+        reason=reason,
+        candidate=registered.ref,
+        candidate_metrics=candidate_metrics,
+        production=result.production,
+        production_metrics=production_metrics,
+    )
+    step(f"done: {registered.ref} {status}", 1.0)
+    return result
+
+
+def _set_snapshot(catalog: Catalog, run_id: int, snapshot_id: str) -> None:
+    def apply(session: Session) -> None:
+        run = session.get(TrainingRun, run_id)
+        if run is not None:
+            run.dataset_snapshot = snapshot_id
+
+    catalog._write(apply)
+
+
+def retrain(
+    catalog: Catalog,
+    model: str,
+    client: Any,
+    projects: Sequence[int],
+    *,
+    settings: RetrainSettings | None = None,
+    run_id: int | None = None,
+    document_root: Path | None = None,
+    progress: Progress | None = None,
+    trigger: str = "direct",
+) -> RetrainResult:
+    """Retrain ``model`` from the expert corrections of ``projects`` (see the module doc)."""
+    settings = settings or RetrainSettings()
+    if run_id is None:
+        run_id = queue_run(catalog, model, trigger=trigger, projects=list(projects)).id
+    try:
+        specimens = collect_corrections(client, projects, document_root, only_validated=settings.only_validated)
+        if len(specimens) < 2:
+            raise RetrainingError(
+                f"projects {list(projects)} have {len(specimens)} validated sheets; at least 2 are needed"
+            )
+    except Exception as error:
+        _finish(catalog, run_id, "failed", reason=f"{type(error).__name__}: {error}", outcome="failed")
+        raise
+    return retrain_specimens(catalog, model, specimens, settings=settings, run_id=run_id, progress=progress)
+
+
+# ---------------------------------------------------------------------------------------------
+# A new trait
+
+
+def trait_values(specimens: Sequence[Specimen], trait: str) -> tuple[str, ...]:
+    """The values experts chose for ``trait`` (a Choices control), sorted (Ultralytics' class order)."""
+    values = {
+        normalise_label_name(label.label)
+        for _, specimen in specimens
+        for label in specimen.labels
+        if isinstance(label, ClassificationLabel) and label.control == trait and label.state != LabelState.REJECTED
+    }
+    return tuple(sorted(values))
+
+
+def _normalised(specimens: Sequence[Specimen], trait: str) -> list[Specimen]:
+    out: list[Specimen] = []
+    for path, specimen in specimens:
+        labels = [
+            replace(label, label=normalise_label_name(label.label))
+            if isinstance(label, ClassificationLabel) and label.control == trait
+            else label
+            for label in specimen.labels
+        ]
+        out.append((path, replace(specimen, labels=labels)))
+    return out
+
+
+def train_new_trait(
+    catalog: Catalog,
+    trait: str,
+    client: Any,
+    project: int,
+    *,
+    name: str | None = None,
+    settings: RetrainSettings | None = None,
+    document_root: Path | None = None,
+    progress: Progress | None = None,
+) -> RetrainResult:
+    """A new catalog classifier (``name``, default ``<trait>-classifier``) from a project's ``trait`` choices.
+
+    Its classes are the values experts chose (sorted); the first version is registered and promoted,
+    so a backend serving ``traits`` (or ``all``) fills the project's ``trait`` tag from then on.
+    A later call retrains it through the same gate as any model.
+    """
+    resolve_task(trait)  # a snake_case trait name
+    name = name or f"{trait.replace('_', '-')}-classifier"
+    settings = settings or RetrainSettings(epochs=15, imgsz=96, batch=8, max_side=128)
+    specimens = collect_corrections(client, [project], document_root, only_validated=settings.only_validated)
+    specimens = _normalised(specimens, trait)
+    labels = trait_values(specimens, trait)
+    if len(labels) < 2:
+        raise TrainingDataError(f"project {project}: trait {trait!r} has {len(labels)} distinct values; need 2 or more")
+    return retrain_specimens(
+        catalog,
+        name,
+        specimens,
+        settings=settings,
+        labels=labels,
+        task=trait,
+        progress=progress,
+        extra={"trigger": "new-trait", "projects": [project], "trait": trait},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Two versions side by side in FiftyOne
+
+
+AGREEMENT_INFO_KEY = "plantai_versions"
+
+
+def version_field(ref: str) -> str:
+    """The FiftyOne field of one version's predictions: ``detector@1.1.0`` -> ``model_detector_1_1_0``."""
+    return "model_" + "".join(c if c.isalnum() else "_" for c in ref.replace("@", "_"))
+
+
+def compare_versions(
+    dataset: Any, catalog: Catalog, model: str, old: str, new: str, conf: float = 0.25
+) -> dict[str, Any]:
+    """Predict ``dataset``'s images with two versions of ``model`` and record how far they agree.
+
+    Each version's predictions go to :func:`version_field` (detections or a classification); FiftyOne's
+    own evaluation of the new against the old (``eval_key`` ``agree_<old>_<new>``) gives per-sample
+    agreement in the App, and the summary (F1 of matched boxes, or the share of equal classes)
+    is stored in ``dataset.info["plantai_versions"]`` and returned.
+    """
+    import fiftyone as fo
+
+    from catalog.predictors import load_model
+
+    refs = (f"{model}@{old}", f"{model}@{new}")
+    fields = tuple(version_field(ref) for ref in refs)
+    samples = list(dataset.select_fields().iter_samples())
+    paths = [sample.filepath for sample in samples]
+    kind = ""
+    for ref, name in zip(refs, fields, strict=True):
+        loaded = load_model(ref, catalog)
+        values: list[Any] = []
+        for path in paths:
+            [result] = loaded.predict(path, conf=conf)
+            kind = str(loaded.model.task)
+            if kind == "classify":
+                top = int(result.probs.top1)
+                values.append(fo.Classification(label=str(result.names[top]), confidence=float(result.probs.top1conf)))
+                continue
+            detections = [
+                fo.Detection(
+                    label=str(result.names[int(c)]),
+                    bounding_box=[float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                    confidence=float(p),
+                )
+                for (x0, y0, x1, y1), c, p in zip(
+                    result.boxes.xyxyn.tolist(), result.boxes.cls.tolist(), result.boxes.conf.tolist(), strict=True
+                )
+            ]
+            values.append(fo.Detections(detections=detections))
+        dataset.set_values(name, dict(zip([s.id for s in samples], values, strict=True)), key_field="id")
+    eval_key = "agree_" + version_field(refs[0])[6:] + "__" + version_field(refs[1])[6:]
+    eval_key = eval_key[:80]
+    if dataset.has_evaluation(eval_key):
+        dataset.delete_evaluation(eval_key)
+    summary: dict[str, Any] = {"model": model, "versions": list(refs), "fields": list(fields), "eval_key": eval_key}
+    if kind == "classify":
+        results = dataset.evaluate_classifications(fields[1], gt_field=fields[0], eval_key=eval_key)
+        summary["agreement"] = float(results.metrics()["accuracy"])
+        summary["measure"] = "share of sheets given the same class"
+    else:
+        dataset.evaluate_detections(fields[1], gt_field=fields[0], eval_key=eval_key, iou=0.5)
+        tp, fp, fn = (int(dataset.sum(f"{eval_key}_{k}") or 0) for k in ("tp", "fp", "fn"))
+        summary.update(tp=tp, fp=fp, fn=fn)
+        summary["agreement"] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+        summary["measure"] = "F1 of the new version's boxes matched to the old one's (IoU 0.5, same class)"
+    info = dict(dataset.info or {})
+    comparisons = dict(info.get(AGREEMENT_INFO_KEY) or {})
+    comparisons[eval_key] = summary
+    info[AGREEMENT_INFO_KEY] = comparisons
+    dataset.info = info
+    dataset.save()
+    return summary
+
+
+__all__ = [
+    "AGREEMENT_INFO_KEY",
+    "GATE_METRICS",
+    "RetrainResult",
+    "RetrainSettings",
+    "RetrainingError",
+    "TrainingBusyError",
+    "TrainingError",
+    "acquire_run",
+    "collect_corrections",
+    "compare_versions",
+    "corrections_from_tasks",
+    "evaluate",
+    "queue_run",
+    "recover_stale_runs",
+    "retrain",
+    "retrain_specimens",
+    "running_runs",
+    "train_new_trait",
+    "trait_values",
+    "version_field",
+]
