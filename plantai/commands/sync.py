@@ -76,6 +76,12 @@ def sync(
             if as_json:
                 click.echo(json.dumps({"error": str(exc), "partial": partial}))
             raise click.ClickException(f"{exc}; what was written stays: run the same command again to finish") from None
+    import fiftyone as fo
+
+    from connectors.search import prepare
+
+    # Indexes and saved views follow the fields the sync found (new controls, new model versions).
+    prepare(fo.load_dataset(report.dataset))
     summary = report.as_dict()
     if as_json:
         click.echo(json.dumps(summary))
