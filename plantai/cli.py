@@ -14,6 +14,8 @@ from plantai.commands.info import info
 from plantai.commands.models import models
 from plantai.commands.predict import predict
 from plantai.commands.projects import projects
+from plantai.commands.retrain import retrain, train
+from plantai.commands.review import review
 from plantai.commands.serve import serve
 from plantai.commands.specimens import specimens
 from plantai.commands.sync import sync
@@ -37,8 +39,11 @@ cli.add_command(info)
 cli.add_command(models)
 cli.add_command(predict)
 cli.add_command(projects)
+cli.add_command(review)
+cli.add_command(retrain)
+cli.add_command(train)
 cli.add_command(serve)
-cli.add_command(specimens)
 cli.add_command(sync)
+cli.add_command(specimens)
 cli.add_command(synth)
 cli.add_command(taxonomy)
