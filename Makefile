@@ -41,14 +41,10 @@ $(STAMP): pyproject.toml
 	echo "Installed in $$(( $$(date +%s) - start )) s"
 	@touch $(STAMP)
 
-DEMO_DIR ?= demo-output
-
-# For now: the environment and a batch of generated sheets with their ground truth. Label
-# Studio, the backends and FiftyOne join the demo as their issues land.
+# Label Studio with pre-annotations from the four default models, and FiftyOne, on this machine.
+# DEMO_IMAGES=DIR adds your own sheets; DEMO_ARGS="--no-browser --exit-after-ready" for scripts.
 demo: $(STAMP)
-	$(BIN)/plantai info
-	$(BIN)/plantai synth --n 6 --size 1024 --out $(DEMO_DIR)/sheets $(DEMO_ARGS)
-	@echo "Generated sheets, masks, manifest.json and occurrence.csv are in $(DEMO_DIR)/sheets"
+	$(BIN)/plantai demo $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

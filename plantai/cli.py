@@ -9,6 +9,7 @@ import click
 
 from herbarium import __version__
 from plantai.commands.backends import backends
+from plantai.commands.demo import demo
 from plantai.commands.export import export
 from plantai.commands.info import info
 from plantai.commands.models import models
@@ -34,6 +35,7 @@ def cli() -> None:
 
 
 cli.add_command(backends)
+cli.add_command(demo)
 cli.add_command(export)
 cli.add_command(info)
 cli.add_command(models)

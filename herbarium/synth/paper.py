@@ -24,9 +24,10 @@ def paper(rng: np.random.Generator, width: int, height: int) -> tuple[Image.Imag
     """A scanned sheet before anything is mounted: the image and the paper's rectangle within it."""
     # Colour field at 1/8 resolution: cream base plus two octaves of blotches.
     small = (max(8, width // 8), max(8, height // 8))
-    # Bright enough that the scan gain (about 0.95) still leaves cream paper.
+    # Bright enough that the scan gain (about 0.95) still leaves white or cream paper.
     red = rng.uniform(238, 251)
-    base = np.array([red, red - rng.uniform(5, 14), red - rng.uniform(20, 44)], dtype=np.float32)
+    # From near-white modern paper to cream and old yellowed paper.
+    base = np.array([red, red - rng.uniform(2, 14), red - rng.uniform(6, 44)], dtype=np.float32)
     coarse = np.asarray(_upsampled_noise(rng, (6, 5), small), dtype=np.float32) - 128.0
     fine = np.asarray(_upsampled_noise(rng, (small[1] // 6 + 2, small[0] // 6 + 2), small), dtype=np.float32) - 128.0
     blotch = coarse * rng.uniform(0.03, 0.08) + fine * rng.uniform(0.01, 0.03)

@@ -68,10 +68,17 @@ def _vary(rng: np.random.Generator, colour: RGB, amount: float) -> RGB:
 
 def plant_style(rng: np.random.Generator, taxon: Taxon, leaf_shape: str, phenology: str) -> Style:
     """One plant's colours and form, varied around its taxon's."""
+    # Pressed specimens keep some green, but most real sheets show them dried: olive, tan, brown, near black.
     greens: tuple[RGB, ...] = ((74, 92, 48), (96, 104, 58), (62, 78, 44), (112, 102, 62), (84, 84, 46), (58, 70, 52))
-    leaf = _vary(rng, greens[int(rng.integers(len(greens)))], 0.12)
+    dried: tuple[RGB, ...] = ((128, 104, 70), (104, 84, 58), (150, 124, 84), (86, 72, 52), (112, 100, 76), (64, 54, 42))
+    palette = greens + dried
+    pick = int(rng.integers(len(palette)))
+    leaf = _vary(rng, palette[pick], 0.12)
     habit = taxon.habits[int(rng.integers(len(taxon.habits)))]
-    stem = _vary(rng, (96, 78, 50) if habit == "twig" else (104, 104, 62), 0.1)
+    if pick >= len(greens):  # a dried plant has a dried stem
+        stem = _vary(rng, _shade(palette[pick], 0.85), 0.1)
+    else:
+        stem = _vary(rng, (96, 78, 50) if habit == "twig" else (104, 104, 62), 0.1)
     return Style(
         habit=habit,
         margin=taxon.margin,

@@ -315,3 +315,95 @@ def export_onnx(name: str, version: str, imgsz: int | None, as_json: bool) -> No
         _echo_json(artefact.to_dict())
         return
     click.echo(f"Exported {name}@{version} to ONNX (sha256 {_short(artefact.sha256)}, {artefact.size / 1e6:.1f} MB)")
+
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+_DEFAULT_REAL_SAMPLES = _REPO_ROOT.parent / "shared" / "data" / "herbarium-samples" / "plant-masks"
+
+
+@models.command(epilog=_EPILOG)
+@click.option(
+    "--profile",
+    type=click.Choice(["demo", "quick"]),
+    default="demo",
+    show_default=True,
+    help="demo: a few minutes on a laptop CPU; quick: about a minute, for tests (weaker models).",
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where generated sheets, data sets and training runs go (default: $PLANTAI_HOME/bootstrap).",
+)
+@click.option(
+    "--real-samples",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Real sheets with plant masks (images/<id>.jpg, masks/<id>.png) to measure the segmenter on "
+    "(default: ../shared/data/herbarium-samples/plant-masks beside the repository, when present).",
+)
+@_json_option
+def bootstrap(profile: str, work_dir: Path | None, real_samples: Path | None, as_json: bool) -> None:
+    """Train the four default models from scratch on generated sheets, then register and promote them.
+
+    A non-vegetal detector, an organ detector, a plant segmenter and a phenology classifier are
+    trained on the CPU (no downloaded weights), measured on generated sheets none of them trained
+    on, registered with those metrics, promoted and exported to ONNX. A second run with the same
+    code and profile finds them in the catalog and returns at once.
+
+    \b
+    Example:
+      plantai models bootstrap                  # about 6-8 minutes on 2 cores
+      plantai models bootstrap --profile quick --json
+    """
+    from catalog.errors import CatalogError
+    from catalog.registry import Catalog
+    from connectors.bootstrap import BootstrapError, bootstrap_default_models
+    from herbarium.settings import plantai_home
+
+    if real_samples is None and _DEFAULT_REAL_SAMPLES.is_dir():
+        real_samples = _DEFAULT_REAL_SAMPLES
+    work = work_dir if work_dir is not None else plantai_home() / "bootstrap"
+    try:
+        with Catalog.open() as catalog:
+            if as_json:
+                report = bootstrap_default_models(catalog, work, profile, real_samples)
+            else:
+                report = _bootstrap_with_progress(catalog, work, profile, real_samples)
+    except (BootstrapError, CatalogError) as error:
+        raise click.ClickException(str(error)) from error
+    if as_json:
+        _echo_json(report.to_dict())
+        return
+    console = Console()
+    state = "cached" if report.cached else f"trained {len(report.trained)}"
+    table = Table(title=f"Default models ({report.profile} profile, {state}, {report.seconds:.0f} s)")
+    for column in ("model", "version", "held-out metrics", "seconds", "built"):
+        table.add_column(column, overflow="fold")
+    for m in report.models:
+        metrics = ", ".join(f"{k}={v:.3f}" for k, v in m.metrics.items())
+        built = "[dim]cached[/]" if m.cached else "[bold green]trained[/]"
+        table.add_row(m.name, m.version, metrics or "-", f"{m.seconds:.0f}", built)
+    console.print(table)
+    console.print(f"metrics measured on [bold]{report.dataset}[/]; work files in {report.work_dir}")
+    if report.real_plant_iou is not None:
+        console.print(
+            f"real sheets: plant-mask IoU [bold]{report.real_plant_iou:.3f}[/] "
+            f"(mean of {report.real_sheets}, {report.real_samples_dir})"
+        )
+
+
+def _bootstrap_with_progress(catalog: Any, work: Path, profile: str, real_samples: Path | None) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from connectors.bootstrap import bootstrap_default_models
+
+    columns = (TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        bar.console.print(f"[bold]Bootstrapping the default models[/] ({profile} profile)")
+        return bootstrap_default_models(catalog, work, profile, real_samples, progress=progress)

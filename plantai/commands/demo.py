@@ -1,0 +1,101 @@
+"""``plantai demo``: PlantAI end to end on this machine (what `make demo` runs)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import time
+import webbrowser
+from pathlib import Path
+
+import click
+
+REPO_SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "herbarium-samples" / "plant-masks"
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@click.command()
+@click.option("--no-browser", is_flag=True, help="Do not open Label Studio and the FiftyOne App in a browser.")
+@click.option("--exit-after-ready", is_flag=True, help="Print READY, stop everything and exit (for scripts and CI).")
+@click.option(
+    "--images",
+    envvar="DEMO_IMAGES",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Your own sheet images, added to the generated ones [DEMO_IMAGES].",
+)
+@click.option("--sheets", default=12, show_default=True, help="How many sheets to generate.")
+@click.option(
+    "--profile",
+    type=click.Choice(["demo", "quick"]),
+    default="demo",
+    show_default=True,
+    help="Default models' training: demo (minutes, better) or quick (tests).",
+)
+@click.option("--no-app", is_flag=True, help="Do not launch the FiftyOne App.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final state as JSON.")
+def demo(
+    no_browser: bool,
+    exit_after_ready: bool,
+    images: Path | None,
+    sheets: int,
+    profile: str,
+    no_app: bool,
+    as_json: bool,
+) -> None:
+    """Run PlantAI end to end: Label Studio with pre-annotations, the catalog, FiftyOne.
+
+    Starts a local Label Studio, trains the four default models on generated sheets the first
+    time (cached after), serves them, imports generated specimens (and yours with --images),
+    creates a review project with every task pre-annotated, syncs it to FiftyOne and opens the
+    App. Everything lives under $PLANTAI_HOME/demo and a rerun reuses it. Ctrl-C stops it all.
+    """
+    from connectors.demo import Demo, DemoSettings
+    from herbarium.settings import plantai_home
+
+    settings = DemoSettings(
+        home=plantai_home(),
+        user_images=images,
+        sheets=sheets,
+        profile=profile,
+        real_samples=REPO_SAMPLES if REPO_SAMPLES.is_dir() else None,
+        launch_app=not no_app,
+    )
+    runner = Demo(settings, say=lambda line: click.echo(line, err=as_json))
+    try:
+        state = runner.run()
+        project_url = f"{state.label_studio_url}/projects/{state.project_id}/data"
+        lines = [
+            "",
+            f"Label Studio   {project_url}",
+            "               log in, open a task: the boxes, the plant mask and the phenology are the models';",
+            "               give each region a verdict and the sheet a review state, then Submit.",
+            f"FiftyOne App   {state.app_url or '(not launched)'}",
+            f"               dataset {state.dataset}: ai_* fields are predictions, expert_* the reviews.",
+            f"Backend        {state.backend_url}  (models: {', '.join(f'{k}@{v}' for k, v in state.models.items())})",
+        ]
+        for line in lines:
+            click.echo(line, err=as_json)
+        if as_json:
+            click.echo(json.dumps(state.__dict__))
+        click.echo(
+            f"READY label_studio={state.label_studio_url} app={state.app_url} "
+            f"tasks={state.tasks} predicted={state.predicted}",
+            err=as_json,
+        )
+        if exit_after_ready:
+            return
+        if not no_browser:
+            webbrowser.open(project_url)
+            if state.app_url:
+                webbrowser.open(state.app_url)
+        click.echo("Press Ctrl-C to stop everything.", err=as_json)
+        signal.signal(signal.SIGTERM, _interrupt)
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+    finally:
+        runner.stop()
