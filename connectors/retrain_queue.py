@@ -45,7 +45,7 @@ SETTINGS_FILE = "retraining.json"
 COUNTS_FILE = "retraining-counts.json"
 TRAINING_ACTIONS = frozenset({"START_TRAINING"})
 ANNOTATION_ACTIONS = frozenset({"ANNOTATION_CREATED", "ANNOTATION_UPDATED"})
-_SETTING_KEYS = ("epochs", "imgsz", "batch", "max_side", "val_fraction", "seed", "margin")
+_SETTING_KEYS = ("epochs", "imgsz", "batch", "max_side", "val_fraction", "seed", "margin", "options")
 
 Progress = Callable[[str, float], None]
 
@@ -129,7 +129,10 @@ def project_models(client: Any, catalog: Catalog, project: int) -> list[str]:
 
 def settings_from(params: Mapping[str, Any]) -> RetrainSettings:
     values = {k: params[k] for k in _SETTING_KEYS if params.get(k) is not None}
-    return replace(RetrainSettings(), **values)
+    defaults = RetrainSettings()
+    if "options" in values:  # Ultralytics options given for a job are added to the default recipe
+        values["options"] = {**defaults.options, **dict(values["options"])}
+    return replace(defaults, **values)
 
 
 def run_job(params: Mapping[str, Any], progress: Progress | None = None, client: Any = None) -> dict[str, Any]:

@@ -22,7 +22,14 @@ from connectors.local_labelstudio import LocalLabelStudio
 from connectors.retrain_queue import OPERATOR_URI, configure_project, handle_event, queued_jobs
 from herbarium.labels.labelstudio import as_labelstudio
 from ml_backends.connect import connect_backend, predict_all_tasks
-from tests.connectors.retraining_helpers import FAST, MODEL, SEED_BASE, catalog_with_version_1, write_sheets
+from tests.connectors.retraining_helpers import (
+    FAST,
+    MODEL,
+    SEED_BASE,
+    catalog_with_version_1,
+    shuffled_classes,
+    write_sheets,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -64,27 +71,31 @@ def _queued_for(home: Path) -> list[Any]:
 
 
 @pytest.fixture(scope="module")
-def untrained_version_1(trained_models: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A detector after one epoch from scratch: a production model the experts' corrections clearly improve.
+def mislabelling_version_1(trained_models: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Version 1 as experts meet it: a detector that puts the wrong class on elements it finds.
 
-    Fine-tuning the well-trained test detector on a few corrected sheets moves its score by less than
-    run-to-run noise; the loop must show an improvement that does not depend on luck.
+    It is the test detector fine-tuned on sheets whose classes are shifted by one, so the experts'
+    corrections have something systematic to fix; fine-tuning a merely undertrained detector on a
+    few sheets moves its score by less than run-to-run noise.
     """
     from connectors.training import train_yolo
     from connectors.training_data import export_detection
 
     root = tmp_path_factory.mktemp("version-1")
-    sheets = write_sheets(root / "sheets", list(range(SEED_BASE + 500, SEED_BASE + 508)), trained_models.width,
-                          trained_models.height)  # fmt: skip
-    dataset = export_detection(sheets, root / "data", seed=0, max_side=416)
-    options = {"mosaic": 0.0, "warmup_epochs": 0, "val": False, "optimizer": "AdamW", "lr0": 0.001}
-    return train_yolo(
-        dataset, "detect", root / "train", epochs=1, imgsz=320, batch=4, base="yolo11n.yaml", **options
-    ).path
+    seeds = list(range(SEED_BASE + 500, SEED_BASE + 512))
+    sheets = write_sheets(root / "sheets", seeds, trained_models.width, trained_models.height)
+    dataset = export_detection(
+        [(path, shuffled_classes(labels)) for path, labels in sheets], root / "data", max_side=416
+    )
+    options = {"mosaic": 0.0, "warmup_epochs": 1, "val": False, "optimizer": "AdamW", "lr0": 0.003}
+    trained = train_yolo(
+        dataset, "detect", root / "train", epochs=10, imgsz=320, batch=4, base=trained_models.detect, **options
+    )
+    return trained.path
 
 
 def test_corrections_retrain_promote_and_serve_version_2(
-    untrained_version_1: Path,
+    mislabelling_version_1: Path,
     label_studio: LocalLabelStudio,
     ls_client: Any,
     fiftyone_db: Any,
@@ -96,7 +107,7 @@ def test_corrections_retrain_promote_and_serve_version_2(
 ) -> None:
     started = time.perf_counter()
     home = tmp_path / "home"
-    catalog = catalog_with_version_1(home, untrained_version_1)
+    catalog = catalog_with_version_1(home, mislabelling_version_1)
     document_root = label_studio.server.document_root
     folder = document_root / "retraining-loop"
     seeds = list(range(SEED_BASE, SEED_BASE + SHEETS))
@@ -151,7 +162,8 @@ def test_corrections_retrain_promote_and_serve_version_2(
     monkeypatch.setenv("LOCAL_FILES_DOCUMENT_ROOT", str(document_root))
     params = op.context.request_params["params"]
     params.update({k: v for k, v in asdict(FAST).items() if k in ("epochs", "batch", "max_side", "val_fraction")})
-    params["epochs"] = 20  # from an untrained version 1: enough epochs to learn something measurable
+    # Relearning the classes takes the learning rate version 1 was mistrained with.
+    params.update({"epochs": 20, "options": {"lr0": 0.003}})
     service = DelegatedOperationService()
     service._repo._collection.update_one({"_id": op.id}, {"$set": {"context.request_params.params": params}})
     train_started = time.perf_counter()
