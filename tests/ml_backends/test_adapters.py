@@ -42,7 +42,8 @@ def _boxes(
 def _each_has_a_match(confident: np.ndarray[Any, Any], others: np.ndarray[Any, Any], tolerance: float) -> bool:
     """Every confident box has a box in ``others`` within ``tolerance`` pixels on each coordinate.
 
-    The tiny test model's weakest boxes come and go with resampling noise, so only confident ones are compared.
+    The tiny test model's weakest boxes come and go with resampling noise, so only confident ones are compared,
+    within 3% of the sheet's size: a frame bug (a missed scale or rotation) is off by far more.
     """
     return all(np.abs(others - box).max(axis=1).min() <= tolerance for box in confident)
 
@@ -57,7 +58,7 @@ def test_a_bigger_scan_gives_the_same_boxes_scaled(
     four_times = _boxes(detector, big)
     assert len(confident) > 0
     # Decoding at reduced size lands on nearly the same pixels; boxes scale with the scan.
-    assert _each_has_a_match(confident, four_times / 4, tolerance=4.0)
+    assert _each_has_a_match(confident, four_times / 4, tolerance=0.03 * max(sheet.size))
 
 
 def test_exif_rotated_scan_gives_boxes_in_the_displayed_frame(
@@ -70,7 +71,7 @@ def test_exif_rotated_scan_gives_boxes_in_the_displayed_frame(
     sheet.transpose(Image.Transpose.ROTATE_90).save(rotated, quality=95, exif=exif)
     confident = _boxes(detector, upright, min_score=0.3)
     assert len(confident) > 0
-    assert _each_has_a_match(confident, _boxes(detector, rotated), tolerance=4.0)
+    assert _each_has_a_match(confident, _boxes(detector, rotated), tolerance=0.03 * max(sheet.size))
 
 
 def test_tiled_inference_keeps_boxes_inside_the_original_frame(
