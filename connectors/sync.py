@@ -418,6 +418,18 @@ def _kind_of(labels: Sequence[Label]) -> str:
     return "classification"
 
 
+def _groups_of_declared_kind(
+    prefix: str, groups: Mapping[str, list[Label]], controls: Mapping[str, str], errors: list[str]
+) -> Iterator[tuple[str, str, list[Label]]]:
+    """(control, kind, labels) for each group whose labels are of the kind the config declares; others noted."""
+    for control, labels in groups.items():
+        kind = controls.get(control) or _kind_of(labels)
+        if kind != _kind_of(labels):
+            errors.append(f"{prefix}_{control}: labels of another kind than the {kind} the config declares")
+            continue
+        yield control, kind, labels
+
+
 def _fo_fields(
     prefix: str,
     groups: Mapping[str, list[Label]],
@@ -428,11 +440,7 @@ def _fo_fields(
 ) -> dict[str, Any]:
     """``<prefix>_<control>`` -> FiftyOne label (None for every config control without labels)."""
     out: dict[str, Any] = {f"{prefix}_{control}": None for control in controls}
-    for control, labels in groups.items():
-        kind = controls.get(control) or _kind_of(labels)
-        if kind != _kind_of(labels):
-            errors.append(f"{prefix}_{control}: labels of another kind than the {kind} the config declares")
-            continue
+    for control, kind, labels in _groups_of_declared_kind(prefix, groups, controls, errors):
         try:
             converted = as_fiftyone(SpecimenLabels(width=width, height=height, labels=list(labels)))
         except LabelError as error:
@@ -463,11 +471,7 @@ def _fo_documents(
 ) -> dict[str, Any]:
     """As :func:`_fo_fields`, each value the label's FiftyOne document (a dict) rather than the object."""
     out: dict[str, Any] = {f"{prefix}_{control}": None for control in controls}
-    for control, labels in groups.items():
-        kind = controls.get(control) or _kind_of(labels)
-        if kind != _kind_of(labels):
-            errors.append(f"{prefix}_{control}: labels of another kind than the {kind} the config declares")
-            continue
+    for control, kind, labels in _groups_of_declared_kind(prefix, groups, controls, errors):
         try:
             out[f"{prefix}_{control}"] = label_documents(kind, control, labels, width, height)
         except LabelError as error:
