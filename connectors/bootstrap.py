@@ -19,13 +19,11 @@ carries to real scans.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,7 @@ from catalog.errors import CatalogError
 from catalog.records import VersionInfo
 from catalog.registry import ONNX_ROLE, Catalog
 from catalog.weights import quiet_ultralytics, yolo_class
-from connectors.training import TrainedWeights, train_yolo
+from connectors.training import TrainedWeights, model_code_key, train_yolo
 from connectors.training_data import (
     Kind,
     Specimen,
@@ -52,18 +50,6 @@ from herbarium.labels.model import SpecimenLabels
 from herbarium.synth import Manifest, load_manifest, write_sheets
 from herbarium.taxonomy import NONVEGETAL, ORGANS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-# Everything whose change changes the models (paths relative to the repository).
-KEY_SOURCES = (
-    "herbarium/synth",
-    "herbarium/labels/model.py",
-    "herbarium/labels/yolo.py",
-    "herbarium/taxonomy.py",
-    "herbarium/imaging.py",
-    "connectors/training_data.py",
-    "connectors/training.py",
-    "connectors/bootstrap.py",
-)
 _VAL_FRACTION = 0.15  # of the training sheets, for Ultralytics' own check after the last epoch
 HELD_OUT_SEED = 1_000_000  # training sheets use seeds from 0: the two sets never share a sheet
 REPORT_NAME = "bootstrap.json"
@@ -244,20 +230,8 @@ class BootstrapReport:
 
 def cache_key(profile: Profile | str) -> str:
     """A hash of the generator, export and training code, the profile and the library versions."""
-    profile = _profile(profile)
-    digest = hashlib.sha256()
-    for source in KEY_SOURCES:
-        path = REPO_ROOT / source
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(file.relative_to(REPO_ROOT).as_posix().encode())
-            digest.update(file.read_bytes())
-    settings = {
-        "profile": asdict(profile),
-        "held_out_seed": HELD_OUT_SEED,
-        "versions": [metadata.version("ultralytics"), metadata.version("torch")],
-    }
-    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:12]
+    settings = {"profile": asdict(_profile(profile)), "held_out_seed": HELD_OUT_SEED}
+    return model_code_key(["connectors/bootstrap.py"], settings)[:12]
 
 
 def held_out_dataset_name(profile: Profile | str, key: str | None = None) -> str:

@@ -7,11 +7,14 @@ everything Ultralytics prints to a log file instead of stdout (where CLI users r
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,35 @@ LOG_NAME = "train.log"
 
 class TrainingError(RuntimeError):
     """Training that could not start or finish; the log file has Ultralytics' own account."""
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Code whose change changes what training on generated sheets produces (paths relative to the repository).
+MODEL_CODE_SOURCES = (
+    "herbarium/synth",
+    "herbarium/labels/model.py",
+    "herbarium/labels/yolo.py",
+    "herbarium/taxonomy.py",
+    "herbarium/imaging.py",
+    "connectors/training_data.py",
+    "connectors/training.py",
+)
+
+
+def model_code_key(extra_sources: Iterable[str], settings: Mapping[str, Any]) -> str:
+    """A hash of the model-making code, ``extra_sources``, ``settings`` and the Ultralytics and torch versions.
+
+    Cached models (the default models, the tests' tiny models) are rebuilt exactly when it changes.
+    """
+    digest = hashlib.sha256()
+    for source in (*MODEL_CODE_SOURCES, *extra_sources):
+        path = REPO_ROOT / source
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.relative_to(REPO_ROOT).as_posix().encode())
+            digest.update(file.read_bytes())
+    versions = [metadata.version("ultralytics"), metadata.version("torch")]
+    digest.update(json.dumps({**settings, "versions": versions}, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

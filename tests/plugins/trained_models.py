@@ -11,13 +11,11 @@ Registered from tests/conftest.py: ``pytest_plugins = ["tests.plugins.trained_mo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +36,6 @@ TRAINING: dict[str, dict[str, Any]] = {
     "segment": {"epochs": 10, "imgsz": 320, "batch": 4, "max_side": 416, **_COMMON},
     "classify": {"epochs": 15, "imgsz": 96, "batch": 8, "max_side": 128, **_COMMON},
 }
-# Everything whose change changes the models.
-_SOURCES = (
-    "herbarium/synth",
-    "herbarium/labels/model.py",
-    "herbarium/labels/yolo.py",
-    "herbarium/taxonomy.py",
-    "herbarium/imaging.py",
-    "connectors/training_data.py",
-    "connectors/training.py",
-    "tests/plugins/trained_models.py",
-)
 
 
 @dataclass(frozen=True)
@@ -69,19 +56,10 @@ class TrainedModels:
 
 
 def cache_key() -> str:
-    digest = hashlib.sha256()
-    for source in _SOURCES:
-        path = REPO_ROOT / source
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(file.relative_to(REPO_ROOT).as_posix().encode())
-            digest.update(file.read_bytes())
-    settings = {
-        "sheets": [SHEETS, SHEET_SIZE, SHEET_SEED, VAL_FRACTION, SPLIT_SEED],
-        "training": TRAINING,
-        "versions": [metadata.version("ultralytics"), metadata.version("torch")],
-    }
-    digest.update(json.dumps(settings, sort_keys=True).encode())
-    return digest.hexdigest()[:16]
+    from connectors.training import model_code_key
+
+    settings = {"sheets": [SHEETS, SHEET_SIZE, SHEET_SEED, VAL_FRACTION, SPLIT_SEED], "training": TRAINING}
+    return model_code_key(["tests/plugins/trained_models.py"], settings)[:16]
 
 
 def build_models(root: Path) -> dict[str, Any]:
