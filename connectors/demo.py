@@ -5,11 +5,18 @@ trained on generated sheets and promoted in a SQLite catalog, a PlantAI backend,
 specimens (and the user's own images), a review project with pre-annotations, and the synced
 FiftyOne dataset in the App. Everything lives under ``$PLANTAI_HOME/demo`` and a rerun reuses it;
 every process started here is stopped by PID.
+
+With ``simulate_experts`` the correction loop runs once, visibly: a new batch of generated sheets
+is pre-annotated by version 1, "experts" submit the generated ground truth as validated
+annotations, one model is retrained from those corrections and gated against production on the
+same held-out sheets, and when promoted every task is predicted again by version 2; FiftyOne then
+holds both versions' predictions and how far they agree.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import time
@@ -25,6 +32,9 @@ from connectors.local_labelstudio import LABEL_STUDIO_VERSION, LabelStudioServer
 from connectors.local_process import LocalProcess, ServiceStartError, free_loopback_port
 
 DEMO_PROJECT_TITLE = "PlantAI demo"
+GENERATED_SEED = 1000
+EXPERT_ROUND_SEED = 5000  # the simulated experts' batch: other sheets than the demo's own
+EXPERT_ROUND_FILE = "expert-round.json"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
 Say = Callable[[str], None]
@@ -42,6 +52,10 @@ class DemoSettings:
     backend_port: int = 9090
     app_port: int = 5151
     launch_app: bool = True
+    simulate_experts: bool = False
+    expert_sheets: int = 36  # the new batch the simulated experts correct (besides the demo's sheets)
+    retrain_model: str = "nonvegetal-detector"
+    retrain_epochs: int = 30
 
 
 @dataclass
@@ -55,6 +69,7 @@ class DemoState:
     predicted: int = 0
     models: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    expert_round: dict[str, Any] | None = None  # the simulated experts' round, when asked for
 
 
 def _port(preferred: int) -> int:
@@ -67,6 +82,61 @@ def _port(preferred: int) -> int:
             return preferred
         except OSError:
             return free_loopback_port()
+
+
+def _specimen_tasks(manifest: Any) -> list[Any]:
+    from connectors.projects import SpecimenTask
+
+    return [
+        SpecimenTask(sheet.catalog_number, manifest.root / sheet.image, dict(sheet.darwin_core))
+        for sheet in manifest.sheets
+    ]
+
+
+def submit_ground_truth(client: Any, project: int, manifests: list[Any]) -> int:
+    """Validated expert annotations, from the generated ground truth, on tasks no expert has annotated yet.
+
+    Tasks are matched to generated sheets by catalog number; other tasks (the user's own images)
+    are left for real experts. Returns how many annotations were submitted.
+    """
+    from connectors.label_config import IMAGE_NAME, REVIEW_CONTROL
+    from connectors.projects import CATALOG_NUMBER_KEY
+    from herbarium.labels.labelstudio import as_labelstudio
+
+    records = {sheet.catalog_number: (manifest.root, sheet) for manifest in manifests for sheet in manifest.sheets}
+    validated = {
+        "from_name": REVIEW_CONTROL,
+        "to_name": IMAGE_NAME,
+        "type": "choices",
+        "value": {"choices": ["validated"]},
+    }
+    submitted = 0
+    for task in client.tasks.list(project=project, fields="all"):
+        found = records.get(str((task.data or {}).get(CATALOG_NUMBER_KEY)))
+        if found is None or task.total_annotations:
+            continue
+        root, sheet = found
+        result = as_labelstudio(sheet.specimen_labels(root), to_name=IMAGE_NAME)
+        client.annotations.create(id=task.id, result=[*result, validated])
+        submitted += 1
+    return submitted
+
+
+def expert_round_training(epochs: int) -> Any:
+    """The round's recipe: more epochs at 320 px and the bootstrap's learning rate, so that a few dozen
+    corrected sheets visibly move a quickly bootstrapped model (the retraining defaults fine-tune gently)."""
+    from connectors.retraining import RetrainSettings
+
+    options = {"mosaic": 0.0, "warmup_epochs": 1, "val": False, "optimizer": "AdamW", "lr0": 0.003}
+    return RetrainSettings(epochs=epochs, imgsz=320, options=options)
+
+
+def _round_summary(done: dict[str, Any]) -> str:
+    old, new = done.get("production_score"), done.get("candidate_score")
+    scores = f"{done.get('metric')} {old:.3f} -> {new:.3f}" if old is not None and new is not None else ""
+    why = "" if done.get("status") == "promoted" else f"; {done.get('reason')}"
+    versions = f"{done.get('production')} -> {done.get('candidate')}"
+    return f"{versions}: {done.get('status')} ({scores} on the same held-out sheets{why})"
 
 
 class Demo:
@@ -93,7 +163,11 @@ class Demo:
         client = self._client()
         self._timed("project", lambda: self._project(client, specimens))
         self._timed("pre_annotation", lambda: self._pre_annotate(client))
+        if self.settings.simulate_experts:
+            self._timed("expert_round", lambda: self._expert_round(client))
         self._timed("sync", lambda: self._sync(client))
+        if self.state.expert_round and self.state.expert_round.get("status") == "promoted":
+            self._timed("versions", self._compare_versions)
         if self.settings.launch_app:
             self._timed("app", self._launch_app)
         return self.state
@@ -161,26 +235,29 @@ class Demo:
         self.state.backend_url = url
         self.say(f"PlantAI backend is up: {url}")
 
-    def _specimens(self) -> list[Any]:
-        from connectors.projects import SpecimenTask
+    def _generated(self, folder: str, n: int, seed: int) -> Any:
+        """A manifest of ``n`` generated sheets under the project's storage, reused when already there."""
         from herbarium.synth import load_manifest, write_sheets
 
-        generated = self.specimens / "generated"
+        out = self.specimens / folder
         try:
-            manifest = load_manifest(generated)
-            if len(manifest.sheets) != self.settings.sheets:
-                raise ValueError("another size")
-        except Exception:
-            self.say(f"Generating {self.settings.sheets} herbarium sheets")
-            manifest = write_sheets(generated, n=self.settings.sheets, size=self.settings.sheet_size, seed=1000)
-        specimens = [
-            SpecimenTask(sheet.catalog_number, manifest.root / sheet.image, dict(sheet.darwin_core))
-            for sheet in manifest.sheets
-        ]
+            manifest = load_manifest(out)
+            if len(manifest.sheets) == n and manifest.seed == seed:
+                return manifest
+        except Exception:  # missing or from an older run: write it again
+            pass
+        self.say(f"Generating {n} herbarium sheets ({folder})")
+        return write_sheets(out, n=n, size=self.settings.sheet_size, seed=seed)
+
+    def _specimens(self) -> list[Any]:
+        manifest = self._generated("generated", self.settings.sheets, GENERATED_SEED)
+        specimens = _specimen_tasks(manifest)
         if self.settings.user_images is not None:
             linked = self.specimens / "your-images"
             if not linked.exists():
                 linked.symlink_to(self.settings.user_images.resolve(), target_is_directory=True)
+            from connectors.projects import SpecimenTask
+
             images = sorted(p for p in linked.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             specimens += [SpecimenTask(p.stem, p, {}) for p in images]
             self.say(f"Adding {len(images)} of your images from {self.settings.user_images}")
@@ -201,26 +278,134 @@ class Demo:
         self.state.project_id = int(project.id)
         self.say(f"Project '{DEMO_PROJECT_TITLE}': {len(new)} new tasks")
 
-    def _pre_annotate(self, client: Any, timeout: float = 600) -> None:
+    def _pre_annotate(self, client: Any) -> None:
         from ml_backends.connect import connect_backend, predict_all_tasks
 
         assert self.state.project_id is not None
-        project = self.state.project_id
-        connect_backend(client, project, self.state.backend_url)
+        connect_backend(client, self.state.project_id, self.state.backend_url)
         self.say("Pre-annotating every task with the four default models")
-        predict_all_tasks(client, project)
+        predict_all_tasks(client, self.state.project_id)
+        self._wait_for_predictions(client)
+
+    def _wait_for_predictions(self, client: Any, model_ref: str | None = None, timeout: float = 600) -> None:
+        """Until every task has a prediction (whose version names ``model_ref``, when given)."""
+        assert self.state.project_id is not None
+        project = self.state.project_id
         deadline = time.monotonic() + timeout
         while True:
-            tasks = list(client.tasks.list(project=project, fields="task_only"))
-            predicted = sum(1 for t in tasks if t.total_predictions)
-            if predicted == len(tasks) or time.monotonic() > deadline:
+            tasks = {int(t.id) for t in client.tasks.list(project=project, fields="task_only")}
+            predicted = {
+                int(p.task)
+                for p in client.predictions.list(project=project)
+                if model_ref is None or model_ref in str(p.model_version).split("+")
+            }
+            done = len(tasks & predicted)
+            if done == len(tasks) or time.monotonic() > deadline:
                 break
             time.sleep(1)
-        self.state.tasks, self.state.predicted = len(tasks), predicted
-        if predicted < len(tasks):
+        self.state.tasks, self.state.predicted = len(tasks), done
+        if done < len(tasks):
+            by = f" by {model_ref}" if model_ref else ""
             raise ServiceStartError(
-                f"only {predicted} of {len(tasks)} tasks got predictions; see {self.root}/backend.log"
+                f"only {done} of {len(tasks)} tasks got predictions{by}; see {self.root}/backend.log"
             )
+
+    # -- the simulated experts' round -------------------------------------------------------
+    def _expert_round(self, client: Any) -> None:
+        from catalog.registry import Catalog
+        from connectors.projects import import_specimens
+        from connectors.retraining import retrain
+        from ml_backends.connect import predict_all_tasks
+
+        assert self.state.project_id is not None
+        project = self.state.project_id
+        settings = self.settings
+        catalog = Catalog.open(home=settings.home)
+        record_path = self.root / EXPERT_ROUND_FILE
+        if record_path.is_file():
+            done = json.loads(record_path.read_text(encoding="utf-8"))
+            if (
+                done.get("candidate")
+                and catalog.get(settings.retrain_model).production == done["candidate"].split("@")[1]
+            ):
+                self.state.expert_round = done
+                self.say(f"Simulated experts' round already done: {_round_summary(done)}")
+                return
+
+        batch = self._generated("expert-round", settings.expert_sheets, EXPERT_ROUND_SEED)
+        new, _ = import_specimens(client, project, _specimen_tasks(batch), self.files)
+        if new:
+            self.say(f"A new batch of {len(new)} specimens arrives; version 1 pre-annotates it")
+            predict_all_tasks(client, project)
+            self._wait_for_predictions(client)
+
+        manifests = [self._generated("generated", settings.sheets, GENERATED_SEED), batch]
+        submitted = submit_ground_truth(client, project, manifests)
+        self.say(f"Simulated experts corrected and validated {submitted} sheets (the generated ground truth)")
+
+        self.say(f"Retraining {settings.retrain_model} from their corrections ({settings.retrain_epochs} epochs)")
+        last = [""]
+
+        def progress(message: str, fraction: float) -> None:
+            step = message.split(" epoch")[0]
+            if step != last[0]:
+                last[0] = step
+                self.say(f"  {message}")
+
+        result = retrain(
+            catalog,
+            settings.retrain_model,
+            client,
+            [project],
+            settings=expert_round_training(settings.retrain_epochs),
+            document_root=self.files,
+            progress=progress,
+            trigger="demo-simulated-experts",
+        )
+        done = {**result.to_dict(), "corrected_sheets": submitted}
+        self.state.expert_round = done
+        self.say(_round_summary(done))
+        if result.status == "promoted" and result.candidate:
+            self._repredict(client, result.candidate)
+        self._save_round()
+
+    def _save_round(self) -> None:
+        """What the round did, beside the demo's state: a rerun reuses it instead of training again."""
+        (self.root / EXPERT_ROUND_FILE).write_text(json.dumps(self.state.expert_round, indent=2), encoding="utf-8")
+
+    def _repredict(self, client: Any, candidate: str) -> None:
+        """Every task predicted again, once the running backend serves the promoted ``candidate``."""
+        from ml_backends.connect import predict_all_tasks
+
+        assert self.state.project_id is not None
+        config = client.projects.get(id=self.state.project_id).label_config
+        setup = {"project": f"{self.state.project_id}.0", "schema": config}
+        deadline = time.monotonic() + 60
+        while candidate not in str(requests.post(f"{self.state.backend_url}/setup", json=setup, timeout=10).json()):
+            if time.monotonic() > deadline:
+                raise ServiceStartError(f"the backend did not pick up {candidate}; see {self.root}/backend.log")
+            time.sleep(0.5)
+        self.say(f"The backend now serves {candidate} (no restart); predicting every task again")
+        predict_all_tasks(client, self.state.project_id)
+        self._wait_for_predictions(client, candidate)
+
+    def _compare_versions(self) -> None:
+        import fiftyone as fo
+
+        from catalog.registry import Catalog
+        from connectors.retraining import compare_versions
+
+        done = self.state.expert_round or {}
+        model, old = str(done["production"]).split("@")
+        new = str(done["candidate"]).split("@")[1]
+        dataset = fo.load_dataset(self.state.dataset)
+        summary = compare_versions(dataset, Catalog.open(home=self.settings.home), model, old, new, conf=0.25)
+        done["agreement"] = summary["agreement"]
+        self._save_round()
+        self.say(
+            f"FiftyOne: fields {' and '.join(summary['fields'])} hold both versions' predictions; "
+            f"agreement {summary['agreement']:.2f} ({summary['measure']})"
+        )
 
     def _sync(self, client: Any) -> None:
         from connectors.sync import sync_project

@@ -36,6 +36,21 @@ def _interrupt(signum: int, frame: object) -> None:
     help="Default models' training: demo (minutes, better) or quick (tests).",
 )
 @click.option("--no-app", is_flag=True, help="Do not launch the FiftyOne App.")
+@click.option(
+    "--simulate-experts",
+    is_flag=True,
+    help="Run one correction loop: experts (the generated ground truth) correct a new batch, "
+    "a model retrains, is gated and promoted, and every task is predicted again.",
+)
+@click.option("--expert-sheets", default=36, show_default=True, help="Sheets in the simulated experts' batch.")
+@click.option(
+    "--retrain-model",
+    type=click.Choice(["nonvegetal-detector", "organ-detector", "plant-segmenter", "phenology-classifier"]),
+    default="nonvegetal-detector",
+    show_default=True,
+    help="The default model the simulated experts' corrections retrain.",
+)
+@click.option("--retrain-epochs", default=30, show_default=True, help="Epochs of that retraining.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final state as JSON.")
 def demo(
     no_browser: bool,
@@ -44,6 +59,10 @@ def demo(
     sheets: int,
     profile: str,
     no_app: bool,
+    simulate_experts: bool,
+    expert_sheets: int,
+    retrain_model: str,
+    retrain_epochs: int,
     as_json: bool,
 ) -> None:
     """Run PlantAI end to end: Label Studio with pre-annotations, the catalog, FiftyOne.
@@ -52,6 +71,16 @@ def demo(
     time (cached after), serves them, imports generated specimens (and yours with --images),
     creates a review project with every task pre-annotated, syncs it to FiftyOne and opens the
     App. Everything lives under $PLANTAI_HOME/demo and a rerun reuses it. Ctrl-C stops it all.
+
+    With --simulate-experts the correction loop runs once, so you can watch it: version 2 of a
+    model is trained on the experts' corrections, promoted only if it beats version 1 on the same
+    held-out sheets, and served to Label Studio without a restart.
+
+    \b
+    Examples:
+      plantai demo
+      plantai demo --simulate-experts
+      plantai demo --images ~/scans --no-browser
     """
     from connectors.demo import Demo, DemoSettings
     from herbarium.settings import plantai_home
@@ -63,6 +92,10 @@ def demo(
         profile=profile,
         real_samples=REPO_SAMPLES if REPO_SAMPLES.is_dir() else None,
         launch_app=not no_app,
+        simulate_experts=simulate_experts,
+        expert_sheets=expert_sheets,
+        retrain_model=retrain_model,
+        retrain_epochs=retrain_epochs,
     )
     runner = Demo(settings, say=lambda line: click.echo(line, err=as_json))
     try:
@@ -77,13 +110,22 @@ def demo(
             f"               dataset {state.dataset}: ai_* fields are predictions, expert_* the reviews.",
             f"Backend        {state.backend_url}  (models: {', '.join(f'{k}@{v}' for k, v in state.models.items())})",
         ]
+        if state.expert_round:
+            done = state.expert_round
+            lines += [
+                f"Expert round   {done['production']} -> {done['candidate']}: {done['status']} "
+                f"({done['metric']} {done['production_score']:.3f} -> {done['candidate_score']:.3f})",
+                "               in Label Studio each task now holds both versions' predictions;",
+                "               `plantai models show " + str(done["model"]) + "` lists both with their metrics.",
+            ]
         for line in lines:
             click.echo(line, err=as_json)
         if as_json:
             click.echo(json.dumps(state.__dict__))
         click.echo(
             f"READY label_studio={state.label_studio_url} app={state.app_url} "
-            f"tasks={state.tasks} predicted={state.predicted}",
+            f"tasks={state.tasks} predicted={state.predicted}"
+            + (f" expert_round={state.expert_round['status']}" if state.expert_round else ""),
             err=as_json,
         )
         if exit_after_ready:
