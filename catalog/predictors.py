@@ -14,7 +14,7 @@ from typing import Any
 from catalog.errors import InvalidNameError
 from catalog.registry import ONNX_ROLE, WEIGHTS_ROLE, Catalog
 from catalog.tasks import resolve_task
-from catalog.weights import load_sam_state_dict, quiet_ultralytics, sam_type, yolo_class
+from catalog.weights import load_sam_state_dict, quiet_ultralytics, sam_architecture, yolo_class
 
 _cache: dict[tuple[str, str, str, str, str], LoadedModel] = {}
 _cache_lock = threading.Lock()
@@ -101,10 +101,8 @@ def clear_cache() -> None:
 
 def _load(path: Path, framework: str, yolo_task: str) -> Any:
     if framework == "sam":
-        from segment_anything import sam_model_registry
-
         state = load_sam_state_dict(path)
-        sam = sam_model_registry[sam_type(state)](checkpoint=None)
+        sam = sam_architecture(state).build()  # stock vit_b/l/h or any other size, read from the shapes
         sam.load_state_dict(state)
         return sam.eval()
     with quiet_ultralytics():

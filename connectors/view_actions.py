@@ -197,16 +197,19 @@ def annotate_view(
     import fiftyone as fo
 
     from catalog.predictors import load_model
+    from catalog.registry import Catalog
     from catalog.tasks import resolve_task
     from connectors.search import prepare
     from herbarium.imaging import ImageReadError, read_image
     from herbarium.labels.fiftyone import as_fiftyone
-    from ml_backends.adapters import adapter_for
+    from ml_backends.adapters import adapter_for, organ_prompter
 
     if batch_size < 1:
         raise ValueError(f"batch_size: expected a positive number, got {batch_size}")
+    catalog = catalog or Catalog.open()
     loaded = load_model(model_ref, catalog=catalog)
-    adapter = adapter_for(loaded, resolve_task(loaded.task).kind, conf=conf)
+    prompter = organ_prompter(catalog, conf) if loaded.framework == "sam" else None  # SAM needs box prompts
+    adapter = adapter_for(loaded, resolve_task(loaded.task).kind, conf=conf, prompter=prompter)
     control = TASK_CONTROLS.get(loaded.task, loaded.task)
     name = f"ai_{control}"
     report = AnnotateReport(model_version=loaded.ref, field=name)

@@ -1,26 +1,41 @@
 """One adapter per model task: a catalog model's output as PlantAI labels in the original frame.
 
 Images arrive decoded at reduced size (``SpecimenImage``); every coordinate goes back to the
-full-resolution, oriented image by the image's own ``scale``.
+full-resolution, oriented image by the image's own ``scale``. The plant is segmented by the
+catalog's segmentation model, or by box-prompted segment-anything when a SAM checkpoint serves
+``segment-plant`` (prompts: a user's boxes, else the organ detector's).
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import logging
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
 
-from catalog.predictors import LoadedModel
+from catalog.predictors import LoadedModel, load_model
+from catalog.records import ModelInfo
+from catalog.registry import Catalog
 from herbarium.imaging import SpecimenImage
 from herbarium.labels import BoxLabel, ClassificationLabel, Label, MaskLabel, PolygonLabel, SpecimenLabels
+from herbarium.taxonomy import PLANT
+
+log = logging.getLogger(__name__)
 
 DEFAULT_IMGSZ = 640
+# Boxes per SAM decoder call: SAM upsamples each box's logits to its input size (4 MB of floats at 1024 px).
+SAM_BOX_BATCH = 16
+# Columns of a full-size SAM mask interpolated at once: 512 of a 9900-px-high scan hold about 20 MB of floats.
+UPSAMPLE_BAND = 512
+# Outline components smaller than this share of the mask are speckle, not worth a polygon (the mask keeps them).
+MIN_OUTLINE_SHARE = 0.002
 
 
 @dataclass(frozen=True)
@@ -191,6 +206,24 @@ class DetectionAdapter(Adapter):
         return [xyxy[i] for i in keep], [classes[i] for i in keep], [scores[i] for i in keep]
 
 
+def _mask_regions(
+    image: SpecimenImage,
+    full: np.ndarray[Any, Any],
+    outlines: Iterable[Sequence[Sequence[float]] | np.ndarray[Any, Any]],
+    label: str,
+    score: float,
+    source: str,
+) -> list[Label]:
+    """A mask at the original size and its outlines in the decoded picture's frame -> a MaskLabel and its polygons."""
+    regions: list[Label] = [MaskLabel(label=label, mask=full, score=score, source=source)]
+    scale = image.scale
+    for outline in outlines:
+        if len(outline) >= 3:
+            points = tuple((float(x) / scale, float(y) / scale) for x, y in outline)
+            regions.append(PolygonLabel(label=label, points=points, score=score, source=source))
+    return regions
+
+
 class SegmentationAdapter(Adapter):
     """The plant -> one mask and one outline per instance, at the original image's size."""
 
@@ -211,12 +244,142 @@ class SegmentationAdapter(Adapter):
                     full = Image.fromarray(mask).resize(
                         (image.original_width, image.original_height), Image.Resampling.NEAREST
                     )
-                    labels.append(MaskLabel(label=name, mask=np.asarray(full), score=float(score), source=self.source))
-                    if len(outline) >= 3:
-                        points = tuple((float(x) / image.scale, float(y) / image.scale) for x, y in outline)
-                        labels.append(PolygonLabel(label=name, points=points, score=float(score), source=self.source))
+                    labels += _mask_regions(image, np.asarray(full), [outline], name, float(score), self.source)
             out.append(SpecimenLabels(width=image.original_width, height=image.original_height, labels=labels))
         return out
+
+
+def _bounds(box: BoxLabel) -> tuple[float, float, float, float]:
+    """(x1, y1, x2, y2) around a box, turned clockwise about its top-left corner by its rotation."""
+    if box.rotation % 360 == 0:
+        return box.xyxy
+    turn = math.radians(box.rotation)
+    cos, sin = math.cos(turn), math.sin(turn)
+    corners = [(dx * cos - dy * sin, dx * sin + dy * cos) for dx, dy in ((0, 0), (box.width, 0), (0, box.height))]
+    corners.append((corners[1][0] + corners[2][0], corners[1][1] + corners[2][1]))
+    xs, ys = [box.x + dx for dx, _ in corners], [box.y + dy for _, dy in corners]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+@dataclass(frozen=True)
+class BoxPrompts:
+    """The boxes that prompt SAM on one image: (x1, y1, x2, y2) in the original image's frame."""
+
+    boxes: tuple[tuple[float, float, float, float], ...]
+    merge: bool  # one plant mask from all boxes (organ boxes), else one mask per box (a user's boxes)
+
+    @classmethod
+    def of(cls, labels: SpecimenLabels, image: SpecimenImage, merge: bool) -> BoxPrompts:
+        """The boxes among ``labels`` (rotated ones by their bounds), moved from ``labels``' frame onto ``image``'s."""
+        sx, sy = image.original_width / labels.width, image.original_height / labels.height
+        boxes = [(x1 * sx, y1 * sy, x2 * sx, y2 * sy) for x1, y1, x2, y2 in map(_bounds, labels.boxes)]
+        return cls(tuple(b for b in boxes if b[2] > b[0] and b[3] > b[1]), merge)
+
+
+class SamSegmentationAdapter(Adapter):
+    """Box-prompted segment-anything -> the plant's mask and outline (label ``plant``), at the original size.
+
+    Each image's boxes come from ``prompts`` (a user's boxes: one mask each), else from ``prompter``,
+    the catalog's organ detector (its boxes' masks merged into one plant mask).
+    """
+
+    kind = "segment"
+    label = PLANT.classes[0]
+
+    def __init__(self, model: LoadedModel, conf: float = 0.25, prompter: DetectionAdapter | None = None) -> None:
+        super().__init__(model, conf)
+        self.prompter = prompter
+
+    @property
+    def imgsz(self) -> int:
+        return int(self.model.model.image_encoder.img_size)  # SAM resizes every picture to this long side
+
+    def decode_side(self, tiling: Tiling | None) -> int:
+        # The organ detector prompts on the same decoded pictures.
+        return max(self.imgsz, self.prompter.decode_side(tiling) if self.prompter else 0)
+
+    def prompts(self, images: Sequence[SpecimenImage], tiling: Tiling | None = None) -> list[BoxPrompts | None]:
+        """The organ detector's boxes on each image; None for every image when there is no detector."""
+        if self.prompter is None:
+            if images:
+                log.warning(
+                    "%s: no box prompts and no organ detector: no plant mask for %d images", self.source, len(images)
+                )
+            return [None] * len(images)
+        detected = self.prompter.predict(images, tiling)
+        return [BoxPrompts.of(labels, image, merge=True) for labels, image in zip(detected, images, strict=True)]
+
+    def predict(
+        self,
+        images: Sequence[SpecimenImage],
+        tiling: Tiling | None = None,
+        prompts: Sequence[BoxPrompts | None] | None = None,
+    ) -> list[SpecimenLabels]:
+        """Labels per image; an image without prompt boxes gets none."""
+        if prompts is None:
+            prompts = self.prompts(images, tiling)
+        out: list[SpecimenLabels] = []
+        for image, prompt in zip(images, prompts, strict=True):
+            labels = self._segment(image, prompt) if prompt is not None and prompt.boxes else []
+            out.append(SpecimenLabels(width=image.original_width, height=image.original_height, labels=labels))
+        return out
+
+    def _segment(self, image: SpecimenImage, prompt: BoxPrompts) -> list[Label]:
+        import torch
+        from segment_anything import SamPredictor
+
+        from herbarium.labels.yolo import mask_outlines
+
+        predictor = SamPredictor(self.model.model)  # holds one image's embedding: one per image, never shared
+        picture = np.asarray(image.image)
+        predictor.set_image(picture)
+        boxes = torch.tensor(prompt.boxes, dtype=torch.float32) * image.scale  # into the decoded picture's frame
+        logits: list[np.ndarray[Any, Any]] = []
+        scores: list[float] = []
+        for start in range(0, len(boxes), SAM_BOX_BATCH):
+            chunk = predictor.transform.apply_boxes_torch(boxes[start : start + SAM_BOX_BATCH], picture.shape[:2])
+            predicted, iou, _ = predictor.predict_torch(
+                None, None, boxes=chunk, multimask_output=False, return_logits=True
+            )
+            logits += list(predicted[:, 0].cpu().numpy())
+            scores += iou[:, 0].clamp(0.0, 1.0).tolist()  # SAM's own IoU estimate, not bounded by construction
+        if prompt.merge:
+            # The union, taken on logits (max) so that the full-size mask is interpolated once, whatever the box count.
+            logits, scores = [np.maximum.reduce(logits)], [sum(scores) / len(scores)]
+        labels: list[Label] = []
+        for logit, score in zip(logits, scores, strict=True):
+            mask = logit > 0
+            if mask.any():
+                full = _positive_upsampled(logit, image.original_width, image.original_height)
+                least = MIN_OUTLINE_SHARE * int(mask.sum())
+                outlines = [outline for outline in mask_outlines(mask) if _area(outline) >= least]
+                labels += _mask_regions(image, full, outlines, self.label, score, self.source)
+        return labels
+
+
+def _positive_upsampled(logits: np.ndarray[Any, Any], width: int, height: int) -> np.ndarray[Any, Any]:
+    """Where ``logits`` resized bilinearly to ``width`` x ``height`` are positive: SAM's own full-size mask.
+
+    Bilinear with half-pixel centres, as SAM upsamples (torch, align_corners=False): a reduced decode gives
+    the mask SamPredictor gives on the full scan. Rows first, then bands of columns: a 68-Mpx scan never
+    holds a whole float mask (and the bands stay in cache: 60 ms instead of 1.3 s).
+    """
+    import cv2
+
+    rows = cv2.resize(logits, (width, logits.shape[0]), interpolation=cv2.INTER_LINEAR)
+    mask = np.empty((height, width), dtype=bool)
+    for start in range(0, width, UPSAMPLE_BAND):
+        band = rows[:, start : start + UPSAMPLE_BAND]
+        mask[:, start : start + UPSAMPLE_BAND] = (
+            cv2.resize(band, (band.shape[1], height), interpolation=cv2.INTER_LINEAR) > 0
+        )
+    return mask
+
+
+def _area(outline: np.ndarray[Any, Any]) -> float:
+    """The shoelace area of a closed outline (pixel vertices)."""
+    x, y = outline[:, 0].astype(np.float64), outline[:, 1].astype(np.float64)
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
 class ClassificationAdapter(Adapter):
@@ -247,10 +410,29 @@ ADAPTERS: dict[str, type[Adapter]] = {
 }
 
 
-def adapter_for(model: LoadedModel, kind: str, conf: float = 0.25) -> Adapter:
-    """The adapter for a model of catalog ``kind`` (detect-*, segment-plant, classify-trait)."""
+def organ_detector(models: Iterable[ModelInfo]) -> ModelInfo | None:
+    """The production organ detector that prompts SAM (the first by name, when several are in production)."""
+    detectors = (m for m in models if m.kind == "detect-organs" and m.production is not None)
+    return min(detectors, key=lambda m: m.name, default=None)
+
+
+def organ_prompter(catalog: Catalog, conf: float = 0.25) -> DetectionAdapter | None:
+    """The catalog's production organ detector, ready to prompt SAM; None when the catalog has none."""
+    detector = organ_detector(catalog.list_models())
+    if detector is None:
+        return None
+    return DetectionAdapter(load_model(f"{detector.name}@{detector.production}", catalog=catalog), conf=conf)
+
+
+def adapter_for(model: LoadedModel, kind: str, conf: float = 0.25, prompter: DetectionAdapter | None = None) -> Adapter:
+    """The adapter for a model of catalog ``kind`` (detect-*, segment-plant, classify-trait).
+
+    A SAM checkpoint (``segment-plant`` only) is prompted by ``prompter``'s boxes, the organ detector's.
+    """
     if model.framework == "sam":
-        raise ValueError(f"{model.ref}: SAM checkpoints are not served yet; register a segmentation model instead")
+        if kind != "segment-plant":
+            raise ValueError(f"{model.ref}: a SAM checkpoint segments the plant only, not {kind!r}")
+        return SamSegmentationAdapter(model, conf=conf, prompter=prompter)
     try:
         return ADAPTERS[kind](model, conf=conf)
     except KeyError:

@@ -20,7 +20,7 @@ from catalog.tasks import resolve_task
 from herbarium.imaging import ImageReadError, read_image
 from herbarium.labels import MaskLabel
 from herbarium.labels.labelstudio import as_labelstudio
-from ml_backends.adapters import Tiling, adapter_for
+from ml_backends.adapters import Tiling, adapter_for, organ_prompter
 
 OUTPUT_CONTROLS = {"box": "label", "polygon": "outline", "mask": "mask"}
 
@@ -46,7 +46,8 @@ def predict_files(
     """Predict every image with ``model_ref`` (``name`` = production, or ``name@version``)."""
     catalog = catalog or Catalog.open()
     loaded = load_model(model_ref, catalog=catalog)
-    adapter = adapter_for(loaded, resolve_task(loaded.task).kind, conf=conf)
+    prompter = organ_prompter(catalog, conf) if loaded.framework == "sam" else None  # SAM needs box prompts
+    adapter = adapter_for(loaded, resolve_task(loaded.task).kind, conf=conf, prompter=prompter)
     out_dir.mkdir(parents=True, exist_ok=True)
     done: list[PredictedImage] = []
     for path in images:

@@ -26,6 +26,8 @@ def serve(backend: str, host: str, port: int, threads: int, timeout: int, retrai
 
     BACKEND picks which models: nonvegetal, organs, segmentation, traits, or all (default).
     One backend can fill every tag of a project; connect it with `plantai backends connect`.
+    A segment-anything checkpoint in production for segment-plant replaces the YOLO segmenter,
+    prompted by the organ detector's boxes, or by the boxes an annotator draws (interactive mode).
 
     Settings come from the environment, with Label Studio's own names:
     LOCAL_FILES_DOCUMENT_ROOT (read task images from disk), LABEL_STUDIO_URL and

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +101,38 @@ def test_bytes_are_read_like_files_and_named_in_errors(tmp_path: Path) -> None:
     assert (loaded.original_width, loaded.original_height) == (60, 80)
     with pytest.raises(ImageReadError, match="task 7: not an image"):
         read_image(b"garbage", name="task 7")
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A few hundred bytes of PNG whose header says ``width`` x ``height`` RGB (a decompression bomb's shape)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_a_header_claiming_billions_of_pixels_is_refused_before_decoding(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_claiming(50_000, 50_000))  # 2.5 Gpx: over twice Pillow's default limit (89.5 Mpx)
+    assert Image.MAX_IMAGE_PIXELS is not None
+    assert 2 * Image.MAX_IMAGE_PIXELS < 50_000 * 50_000
+    with pytest.raises(ImageReadError, match=r"bomb\.png: image too large to decode safely"):
+        read_image(path, max_side=1024)
+    with pytest.raises(ImageReadError, match=r"bomb\.png: image too large to decode safely"):
+        oriented_size(path)
+    with pytest.raises(ImageReadError, match=r"task 9: image too large to decode safely"):
+        read_image(path.read_bytes(), name="task 9")
+
+
+def test_pillows_bomb_limit_is_what_refuses_an_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "sheet.jpg"
+    _marked_jpeg(path, width=200, height=100)
+    assert read_image(path).image.size == (200, 100)
+    # Pillow refuses images of more than twice its limit (between once and twice it only warns).
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200 * 100 // 2 - 1)
+    with pytest.raises(ImageReadError, match=r"sheet\.jpg: image too large to decode safely"):
+        read_image(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200 * 100 // 2)  # exactly twice: a warning, held back
+    assert read_image(path).image.size == (200, 100)
