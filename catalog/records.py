@@ -26,6 +26,14 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+# Figures a version was measured with on another dataset than its own: ``mAP50-95@<dataset>``.
+METRIC_DATASET_SEPARATOR = "@"
+
+
+def metric_key(metric: str, dataset: str) -> str:
+    return f"{metric}{METRIC_DATASET_SEPARATOR}{dataset}"
+
+
 class _Record:
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = _jsonable(asdict(self))  # type: ignore[call-overload]
@@ -69,6 +77,14 @@ class VersionInfo(_Record):
 
     def artefact(self, role: str) -> ArtefactInfo | None:
         return next((a for a in self.artefacts if a.role == role), None)
+
+    def metrics_on(self, dataset: str) -> dict[str, Any]:
+        """This version's figures measured on ``dataset``, by plain metric name ({} if none)."""
+        suffix = METRIC_DATASET_SEPARATOR + dataset
+        out = {k[: -len(suffix)]: v for k, v in self.metrics.items() if k.endswith(suffix)}
+        if dataset == self.metrics_dataset:
+            out.update({k: v for k, v in self.metrics.items() if METRIC_DATASET_SEPARATOR not in k})
+        return out
 
     @classmethod
     def of(cls, row: ModelVersion) -> VersionInfo:

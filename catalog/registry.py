@@ -38,6 +38,7 @@ from catalog.errors import (
     UnknownVersionError,
 )
 from catalog.records import (
+    METRIC_DATASET_SEPARATOR,
     ArtefactInfo,
     ArtefactProblem,
     ModelInfo,
@@ -45,6 +46,7 @@ from catalog.records import (
     TrainingRunInfo,
     VerifyReport,
     VersionInfo,
+    metric_key,
 )
 from catalog.schema import TRAINING_STATUSES, Artefact, Model, ModelVersion, StageChange, TrainingRun, utc_now
 from catalog.semver import next_version, validate_version, version_key
@@ -468,6 +470,36 @@ class Catalog:
             if target.stage != "archived":
                 self._record_stage(session, target, "archived", "archive", by)
             return VersionInfo.of(target)
+
+        return self._write(apply)
+
+    # -- metrics ------------------------------------------------------------------------------
+
+    def record_metrics(self, name: str, version: str, metrics: Mapping[str, Any], dataset: str) -> VersionInfo:
+        """Add figures measured on ``dataset`` to an existing version's metrics (see :meth:`VersionInfo.metrics_on`).
+
+        Figures on the version's own ``metrics_dataset`` (or on any dataset, for a version that has
+        no metrics yet, which then takes ``dataset`` as its own) keep their plain names; figures on
+        another dataset are stored as ``name@dataset``, so two versions measured on one held-out
+        set can be compared while each keeps the figures it was registered with.
+        """
+        validate_version(version)
+        values, _ = validate_metrics({**metrics, "dataset": dataset})
+        if not values:
+            raise InvalidMetricsError(f"no metrics to record for {name}@{version} on {dataset!r}")
+        if any(METRIC_DATASET_SEPARATOR in key for key in values):
+            raise InvalidMetricsError(f"metric names must not contain {METRIC_DATASET_SEPARATOR!r}: {sorted(values)}")
+
+        def apply(session: Session) -> VersionInfo:
+            row = self._version(session, self._model(session, name, lock=True), version)
+            own = row.metrics_dataset
+            if own is None and not row.metrics:
+                row.metrics_dataset = own = dataset
+            keyed = values if dataset == own else {metric_key(k, dataset): v for k, v in values.items()}
+            row.metrics = {**row.metrics, **keyed}  # a new dict: the JSON column sees the change
+            session.flush()
+            session.refresh(row)
+            return VersionInfo.of(row)
 
         return self._write(apply)
 

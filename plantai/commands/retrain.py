@@ -164,7 +164,7 @@ def retrain(
 @click.option("--trait", required=True, help="The trait: the name of the project's Choices tag (snake_case).")
 @click.option("--project", type=int, required=True, help="Label Studio project whose annotations teach it.")
 @click.option("--name", default=None, help="Catalog model name [<trait>-classifier].")
-@click.option("--epochs", type=int, default=15, show_default=True, help="Training epochs.")
+@click.option("--epochs", type=int, default=None, help="Training epochs [30].")
 @_DOCUMENT_ROOT
 @_ls_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON for scripts.")
@@ -172,7 +172,7 @@ def train(
     trait: str,
     project: int,
     name: str | None,
-    epochs: int,
+    epochs: int | None,
     document_root: Path | None,
     label_studio_url: str | None,
     api_key: str | None,
@@ -189,11 +189,11 @@ def train(
       plantai train --trait leaf_margin --project 7
     """
     from catalog.registry import Catalog
-    from connectors.retraining import RetrainingError, RetrainSettings, TrainingError, train_new_trait
+    from connectors.retraining import NEW_TRAIT_SETTINGS, RetrainingError, TrainingError, train_new_trait
     from connectors.training_data import TrainingDataError
 
     client = _client(label_studio_url, api_key)
-    settings = replace(RetrainSettings(epochs=15, imgsz=96, batch=8, max_side=128), epochs=epochs)
+    settings = NEW_TRAIT_SETTINGS if epochs is None else replace(NEW_TRAIT_SETTINGS, epochs=epochs)
     with Catalog.open() as catalog:
         try:
 

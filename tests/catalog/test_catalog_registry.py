@@ -66,6 +66,32 @@ def test_versions_bump_unless_given_and_keep_their_lineage(catalog: Catalog, mod
     assert len(catalog.store.files()) == 2
 
 
+def test_recorded_metrics_stay_apart_per_dataset(catalog: Catalog, model_files: Any) -> None:
+    own = {"dataset": "synth-val-v1", "mAP50": 0.71}
+    catalog.register("detector", "detect-nonvegetal", model_files.detect, metrics=own, promote=True)
+    catalog.register("detector", "detect-nonvegetal", model_files.detect_retrained)  # 1.1.0, no metrics
+
+    # Measured again on a held-out snapshot: beside the registered figures, keyed by the snapshot.
+    v1 = catalog.record_metrics("detector", "1.0.0", {"mAP50": 0.4, "mAP50-95": 0.2}, dataset="detect-abc")
+    assert v1.metrics == {"mAP50": 0.71, "mAP50@detect-abc": 0.4, "mAP50-95@detect-abc": 0.2}
+    assert v1.metrics_dataset == "synth-val-v1"
+    assert v1.metrics_on("detect-abc") == {"mAP50": 0.4, "mAP50-95": 0.2}
+    assert v1.metrics_on("synth-val-v1") == {"mAP50": 0.71}
+    assert v1.metrics_on("elsewhere") == {}
+    assert v1.stage == "production"
+
+    # A version without metrics takes the snapshot as its own data set.
+    v2 = catalog.record_metrics("detector", "1.1.0", {"mAP50": 0.5}, dataset="detect-abc")
+    assert (v2.metrics, v2.metrics_dataset) == ({"mAP50": 0.5}, "detect-abc")
+    assert v2.metrics_on("detect-abc") == {"mAP50": 0.5}
+
+    # Measured again on the same snapshot: the newer figure replaces the older, the rest stay (stored).
+    catalog.record_metrics("detector", "1.0.0", {"mAP50": 0.45}, dataset="detect-abc")
+    stored = catalog.version("detector", "1.0.0")
+    assert stored.metrics == {"mAP50": 0.71, "mAP50@detect-abc": 0.45, "mAP50-95@detect-abc": 0.2}
+    assert catalog.version("detector", "1.1.0").metrics == {"mAP50": 0.5}
+
+
 def test_class_names_match_through_taxonomy_aliases(catalog: Catalog, model_files: Any) -> None:
     registered = catalog.register("aliased", "detect-nonvegetal", model_files.detect_aliased)
     assert registered.labels == tuple(NONVEGETAL)
@@ -220,6 +246,36 @@ BAD_INPUTS: list[tuple[str, BadCall, type[CatalogError], str]] = [
         "999",
     ),
     ("promote unknown version", lambda c, f: c.promote("detector", "9.9.9"), UnknownVersionError, "9.9.9"),
+    (
+        "metrics for an unknown version",
+        lambda c, f: c.record_metrics("detector", "9.9.9", {"mAP50": 0.5}, dataset="held-out"),
+        UnknownVersionError,
+        "9.9.9",
+    ),
+    (
+        "a non-finite metric",
+        lambda c, f: c.record_metrics("detector", "1.0.0", {"mAP50": float("nan")}, dataset="held-out"),
+        InvalidMetricsError,
+        "mAP50",
+    ),
+    (
+        "metrics on no dataset",
+        lambda c, f: c.record_metrics("detector", "1.0.0", {"mAP50": 0.5}, dataset=""),
+        InvalidMetricsError,
+        "dataset",
+    ),
+    (
+        "no metrics to record",
+        lambda c, f: c.record_metrics("detector", "1.0.0", {}, dataset="held-out"),
+        InvalidMetricsError,
+        "no metrics",
+    ),
+    (
+        "a metric name with the dataset separator",
+        lambda c, f: c.record_metrics("detector", "1.0.0", {"mAP50@other": 0.5}, dataset="held-out"),
+        InvalidMetricsError,
+        "must not contain",
+    ),
     ("promote unknown model", lambda c, f: c.promote("nobody", "1.0.0"), UnknownModelError, "nobody"),
     ("rollback without history", lambda c, f: c.rollback("detector"), StageError, "detector"),
     ("archive production", lambda c, f: c.archive("detector", "1.0.0"), StageError, "in production"),

@@ -13,6 +13,8 @@ from herbarium.synth import generate_sheet
 from herbarium.taxonomy import NONVEGETAL
 
 MODEL = "nonvegetal-detector"
+# An expert's "this sheet is done" in the review config: only such sheets train.
+VALIDATED_SHEET = {"from_name": "review", "to_name": "image", "type": "choices", "value": {"choices": ["validated"]}}
 SEED_BASE = 7000  # far from the seeds trained_models used (0..39)
 # Fine-tuning recipe that finishes in seconds on 2 cores (the trained_models recipe, shorter).
 FAST = RetrainSettings(

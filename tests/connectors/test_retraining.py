@@ -18,6 +18,7 @@ from catalog.registry import Catalog
 from connectors.retraining import (
     TrainingBusyError,
     acquire_run,
+    centre_squares,
     corrections_from_tasks,
     queue_run,
     recover_stale_runs,
@@ -79,6 +80,29 @@ def test_corrections_keep_validated_sheets_with_review_states(tmp_path: Path) ->
     assert len(corrections_from_tasks(tasks, tmp_path, only_validated=False)) == 3
 
 
+def test_classification_images_become_their_centre_square_and_originals_stay(tmp_path: Path) -> None:
+    from PIL import Image
+
+    original = tmp_path / "scan.jpg"
+    sheet = Image.new("RGB", (40, 60), "white")
+    sheet.paste((255, 0, 0), (0, 0, 40, 10))  # a red top band, outside the centre square
+    sheet.save(original, quality=95)
+    root = tmp_path / "data"
+    (root / "train" / "flowering").mkdir(parents=True)
+    (root / "val" / "sterile").mkdir(parents=True)
+    linked = root / "train" / "flowering" / "scan.jpg"
+    linked.symlink_to(original)  # how the exporter places a file it need not reduce
+    Image.new("RGB", (30, 30), "white").save(root / "val" / "sterile" / "square.jpg")
+
+    assert centre_squares(root) == 1
+    assert not linked.is_symlink()
+    with Image.open(linked) as cut:
+        assert cut.size == (40, 40)
+        assert min(cut.getpixel((20, 0))) > 200  # white: the red band was cut off
+    with Image.open(original) as kept:
+        assert kept.size == (40, 60)
+
+
 def test_one_job_per_model_and_stale_runs_fail(tmp_path: Path) -> None:
     catalog = Catalog.open(home=tmp_path)
     first = queue_run(catalog, MODEL)
@@ -131,6 +155,11 @@ def test_gate_refuses_a_candidate_trained_on_corrupted_labels(
     assert run.parameters["outcome"] == "staged"
     assert "left in staging" in run.parameters["reason"]
     assert run.dataset_snapshot == result.snapshot == staged.metrics_dataset
+    # Both versions' figures on the same held-out snapshot are on their own catalog records.
+    assert staged.metrics_on(result.snapshot)["mAP50-95"] == result.candidate_score
+    production = catalog.version(MODEL, "1.0.0")
+    assert production.metrics_on(result.snapshot)["mAP50-95"] == result.production_score
+    assert production.metrics_dataset == result.snapshot  # version 1 was registered without metrics
 
 
 def test_a_failing_job_is_marked_failed_and_production_untouched(

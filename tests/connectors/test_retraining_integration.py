@@ -26,6 +26,7 @@ from tests.connectors.retraining_helpers import (
     FAST,
     MODEL,
     SEED_BASE,
+    VALIDATED_SHEET,
     catalog_with_version_1,
     shuffled_classes,
     write_sheets,
@@ -36,7 +37,6 @@ pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHEETS = 24
 V1, V2 = f"{MODEL}@1.0.0", f"{MODEL}@1.1.0"
-VALIDATED_SHEET = {"from_name": "review", "to_name": "image", "type": "choices", "value": {"choices": ["validated"]}}
 
 
 @pytest.fixture
@@ -189,6 +189,10 @@ def test_corrections_retrain_promote_and_serve_version_2(
     assert run.status == "succeeded"
     assert run.dataset_snapshot == v2.metrics_dataset
     assert run.parameters["production_metrics"]["mAP50-95"] == v2.metrics["production_mAP50-95"]
+    # Each version's own record holds its figure on that held-out snapshot.
+    snapshot = str(run.dataset_snapshot)
+    assert v2.metrics_on(snapshot)["mAP50-95"] == job["candidate_score"]
+    assert catalog.version(MODEL, "1.0.0").metrics_on(snapshot)["mAP50-95"] == job["production_score"]
     assert Path(str(run.log_path)).is_file()
     assert "epoch" in Path(str(run.log_path)).read_text()
 
