@@ -18,6 +18,10 @@ from catalog.weights import load_sam_state_dict, quiet_ultralytics, sam_architec
 
 _cache: dict[tuple[str, str, str, str, str], LoadedModel] = {}
 _cache_lock = threading.Lock()
+# A version's metric naming the score threshold its held-out figures were measured at (chosen on
+# that held-out set); backends use it unless a project sets its own ``conf``.
+SCORE_THRESHOLD_METRIC = "score_threshold"
+DEFAULT_SCORE_THRESHOLD = 0.25
 _default_catalogs: dict[tuple[str, str], Catalog] = {}
 
 
@@ -33,6 +37,7 @@ class LoadedModel:
     sha256: str  # of the file actually loaded
     path: Path
     model: Any  # ultralytics.YOLO, or segment_anything.Sam for SAM weights
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD  # the version's calibrated threshold, else the default
 
     @property
     def ref(self) -> str:
@@ -88,9 +93,17 @@ def load_model(ref: str, catalog: Catalog | None = None) -> LoadedModel:
             sha256=artefact.sha256,
             path=path,
             model=_load(path, framework, resolve_task(info.task).yolo_task),
+            score_threshold=_score_threshold(info.metrics),
         )
         _cache[key] = loaded
         return loaded
+
+
+def _score_threshold(metrics: dict[str, Any]) -> float:
+    value = metrics.get(SCORE_THRESHOLD_METRIC)
+    if isinstance(value, int | float) and 0 < value < 1:
+        return float(value)
+    return DEFAULT_SCORE_THRESHOLD
 
 
 def clear_cache() -> None:

@@ -39,13 +39,17 @@ def predict_files(
     images: Iterable[Path],
     out_dir: Path,
     catalog: Catalog | None = None,
-    conf: float = 0.25,
+    conf: float | None = None,
     tiling: Tiling | None = None,
     progress: Callable[[PredictedImage], None] | None = None,
 ) -> list[PredictedImage]:
-    """Predict every image with ``model_ref`` (``name`` = production, or ``name@version``)."""
+    """Predict every image with ``model_ref`` (``name`` = production, or ``name@version``).
+
+    ``conf`` None: the version's own score threshold (calibrated on its held-out set, else 0.25).
+    """
     catalog = catalog or Catalog.open()
     loaded = load_model(model_ref, catalog=catalog)
+    conf = loaded.score_threshold if conf is None else conf
     prompter = organ_prompter(catalog, conf) if loaded.framework == "sam" else None  # SAM needs box prompts
     adapter = adapter_for(loaded, resolve_task(loaded.task).kind, conf=conf, prompter=prompter)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -145,7 +145,7 @@ class PredictionService:
         images: TaskImages,
         kind: str = "all",
         refresh_s: float = 2.0,
-        conf: float = 0.25,
+        conf: float | None = None,
         decode_workers: int = 4,
     ) -> None:
         if kind not in BACKEND_KINDS:
@@ -155,7 +155,7 @@ class PredictionService:
         self.kind = kind
         self.kinds = BACKEND_KINDS[kind]
         self.refresh_s = refresh_s
-        self.conf = conf
+        self.conf = conf  # None: each model version's own calibrated threshold (catalog metric)
         self.metrics = ServiceMetrics()
         self._decoder = ThreadPoolExecutor(max_workers=decode_workers, thread_name_prefix="decode")
         self._models: list[ModelInfo] = []  # every production model, whatever this backend serves
@@ -233,7 +233,7 @@ class PredictionService:
             return [self._empty(version) for _ in tasks]
 
         try:
-            conf = float(params.get("conf", self.conf))
+            conf = float(params["conf"]) if "conf" in params else self.conf
         except (TypeError, ValueError):
             raise BadRequestError("extra_params.conf: expected a number") from None
         adapters = self._adapters(assignments, conf, prompted=drawn is None)
@@ -309,8 +309,11 @@ class PredictionService:
         except LabelError as exc:
             raise BadRequestError(f"params.context: {exc}") from None
 
-    def _adapters(self, assignments: Iterable[Assignment], conf: float, prompted: bool) -> dict[str, Adapter]:
-        """An adapter per model; SAM's with the organ detector as prompter when ``prompted`` (no drawn boxes)."""
+    def _adapters(self, assignments: Iterable[Assignment], conf: float | None, prompted: bool) -> dict[str, Adapter]:
+        """An adapter per model; SAM's with the organ detector as prompter when ``prompted`` (no drawn boxes).
+
+        ``conf`` None: each model's own score threshold (calibrated on its held-out set, else 0.25).
+        """
         adapters: dict[str, Adapter] = {}
         for assignment in assignments:
             if assignment.model.name not in adapters:
@@ -318,9 +321,12 @@ class PredictionService:
                 prompter = None
                 if prompted and assignment.prompter is not None:
                     detector = load_model(_ref(assignment.prompter), catalog=self.catalog)
-                    prompter = DetectionAdapter(detector, conf=conf)
+                    prompter = DetectionAdapter(detector, conf=detector.score_threshold if conf is None else conf)
                 adapters[assignment.model.name] = adapter_for(
-                    loaded, assignment.model.kind, conf=conf, prompter=prompter
+                    loaded,
+                    assignment.model.kind,
+                    conf=loaded.score_threshold if conf is None else conf,
+                    prompter=prompter,
                 )
         return adapters
 

@@ -15,10 +15,17 @@ from rich.progress import Progress
 @click.option(
     "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
 )
-@click.option("--conf", default=0.25, show_default=True, help="Minimum score of a prediction.")
+@click.option(
+    "--conf",
+    type=float,
+    default=None,
+    help="Minimum score of a prediction [the model's threshold, calibrated on its held-out set, else 0.25].",
+)
 @click.option("--tiling", is_flag=True, help="Detect on overlapping tiles (small organs on big sheets).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary for scripts.")
-def predict(model: str, images: tuple[Path, ...], out_dir: Path, conf: float, tiling: bool, as_json: bool) -> None:
+def predict(
+    model: str, images: tuple[Path, ...], out_dir: Path, conf: float | None, tiling: bool, as_json: bool
+) -> None:
     """Predict IMAGES with catalog MODEL (its production version, or MODEL@VERSION).
 
     Writes one Label Studio task JSON per image (importable as is, with the prediction), and a
