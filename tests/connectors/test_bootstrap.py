@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from catalog.predictors import load_model
 from catalog.registry import Catalog
 from connectors.bootstrap import (
+    CANDIDATE_THRESHOLDS,
     MODEL_NAMES,
     REAL_IOU_METRIC,
     BootstrapError,
@@ -26,7 +27,7 @@ REAL_SHEETS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "
 EXPECTED_METRICS = {
     "nonvegetal-detector": {"mAP50", "mAP50-95"},
     "organ-detector": {"mAP50", "mAP50-95"},
-    "plant-segmenter": {"mask_mAP50", "mask_mAP50-95", "plant_iou"},
+    "plant-segmenter": {"mask_mAP50", "mask_mAP50-95", "plant_iou", "score_threshold"},
     "phenology-classifier": {"top1"},
 }
 
@@ -72,6 +73,9 @@ def test_four_models_are_trained_registered_and_in_production(bootstrapped: Boot
             assert version.artefact("onnx") is not None
             assert version.training_run_id is not None
             assert load_model(name, catalog=catalog).framework == "onnx"  # backends serve ONNX Runtime
+        segmenter = catalog.version("plant-segmenter")
+        assert segmenter.metrics["score_threshold"] in CANDIDATE_THRESHOLDS
+        assert load_model("plant-segmenter", catalog=catalog).score_threshold == segmenter.metrics["score_threshold"]
     # Progress: sheets, then every epoch of every model, then its evaluation.
     assert bootstrapped.stages["sheets"][-1][0] == bootstrapped.stages["sheets"][-1][1]
     for name in MODEL_NAMES:
