@@ -605,7 +605,7 @@ NEW_TRAIT_SETTINGS = RetrainSettings(
     epochs=30,
     imgsz=96,
     batch=4,
-    max_side=96,
+    max_side=192,  # what backends decode a sheet to for a 96-px classifier (ClassificationAdapter.decode_side)
     options={
         "mosaic": 0.0,
         "warmup_epochs": 1,

@@ -30,6 +30,7 @@ from herbarium.taxonomy import PLANT
 log = logging.getLogger(__name__)
 
 DEFAULT_IMGSZ = 640
+MAX_SHEET_ASPECT = 2  # long side over short side of a herbarium sheet, with room to spare (A3 is 1.41)
 # Boxes per SAM decoder call: SAM upsamples each box's logits to its input size (4 MB of floats at 1024 px).
 SAM_BOX_BATCH = 16
 # Columns of a full-size SAM mask interpolated at once: 512 of a 9900-px-high scan hold about 20 MB of floats.
@@ -386,6 +387,11 @@ class ClassificationAdapter(Adapter):
     """A trait of the whole specimen -> one choice with its probability."""
 
     kind = "classify"
+
+    def decode_side(self, tiling: Tiling | None) -> int:
+        # Ultralytics scales a classifier's input by its *short* side to imgsz (then crops the centre):
+        # a sheet decoded to imgsz on its long side would be enlarged from about half that.
+        return MAX_SHEET_ASPECT * self.imgsz
 
     def predict(self, images: Sequence[SpecimenImage], tiling: Tiling | None = None) -> list[SpecimenLabels]:
         results = self._run([im.image for im in images])

@@ -124,3 +124,20 @@ def test_classifier_answers_one_choice_per_image(trained_models: Any, sheet: Ima
     assert choice.label in ("flowering", "fruiting", "sterile")
     assert choice.source == "phenology-classifier@1.0.0"
     assert 0 < (choice.score or 0) <= 1
+
+
+def test_classifier_sees_the_sheet_as_ultralytics_would_at_full_size(
+    trained_models: Any, sheet: Image.Image, tmp_path: Path
+) -> None:
+    """The reduced decode loses nothing the classifier uses: the probabilities match a full-size predict."""
+    catalog = Catalog.open(home=tmp_path / "home")
+    catalog.register("phenology-classifier", task="phenology", weights=trained_models.classify, promote=True)
+    loaded = load_model("phenology-classifier@1.0.0", catalog=catalog)
+    adapter = adapter_for(loaded, "classify-trait")
+    path = tmp_path / "sheet.png"
+    sheet.resize((sheet.width * 4, sheet.height * 4)).save(path)  # a big scan, decoded much smaller
+    picture = read_image(path, max_side=adapter.decode_side(None))
+    assert min(picture.image.size) >= adapter.imgsz  # never enlarged on the way in
+    reduced = loaded.predict(picture.image, imgsz=adapter.imgsz)[0].probs.data.numpy()
+    full = loaded.predict(read_image(path).image, imgsz=adapter.imgsz)[0].probs.data.numpy()
+    assert np.abs(reduced - full).max() < 0.1, (reduced, full)
