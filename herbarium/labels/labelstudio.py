@@ -67,7 +67,8 @@ DEFAULT_CONTROLS: Mapping[str, str] = {
 
 _REGION_TYPES = {"rectanglelabels": BoxLabel, "polygonlabels": PolygonLabel, "brushlabels": MaskLabel}
 _KNOWN_TYPES = (*_REGION_TYPES, "choices", "textarea")
-_GEOMETRY_KEYS = frozenset({"x", "y", "width", "height", "rotation", "points", "closed", "rle", "format"})
+# Keys of a region's value that carry its shape (connectors.sync's fast path reads the same ones).
+GEOMETRY_KEYS = frozenset({"x", "y", "width", "height", "rotation", "points", "closed", "rle", "format"})
 
 
 @dataclass
@@ -125,7 +126,7 @@ def from_labelstudio(
         from_name = item["from_name"]
         region_key = item.get("id")
         region = regions.get(region_key) if region_key is not None else None
-        if region is None and _GEOMETRY_KEYS & item["value"].keys():
+        if region is None and GEOMETRY_KEYS & item["value"].keys():
             raise LabelError(f"results[{i}].id: per-region {kind} result {item.get('id')!r} refers to no region result")
         if kind == "choices":
             choices = _strings(item["value"], "choices", i)
