@@ -266,7 +266,7 @@ def bootstrap_default_models(
     stage_seconds: dict[str, float] = {}
 
     current = {name: _production(catalog, name) for name in MODEL_NAMES}
-    missing = [plan for plan in MODELS if not _built_with(current[plan.name], dataset)]
+    missing = [plan for plan in MODELS if not _descends_from_bootstrap(catalog, current[plan.name], dataset)]
     results: dict[str, BootstrappedModel] = {}
     for plan in MODELS:
         version = current[plan.name]
@@ -363,6 +363,24 @@ def _production(catalog: Catalog, name: str) -> VersionInfo | None:
 
 def _built_with(version: VersionInfo | None, dataset: str) -> bool:
     return version is not None and version.metrics_dataset == dataset and version.artefact(ONNX_ROLE) is not None
+
+
+def _descends_from_bootstrap(catalog: Catalog, version: VersionInfo | None, dataset: str) -> bool:
+    """Production is this bootstrap's model or was retrained from it: either way, left as it is.
+
+    Retraining from expert corrections promotes children of the bootstrapped version; a rerun
+    must not put a fresh bootstrap model back over them.
+    """
+    seen: set[str] = set()
+    while version is not None and version.version not in seen:
+        if _built_with(version, dataset):
+            return True
+        seen.add(version.version)
+        try:
+            version = catalog.version(version.model, version.parent) if version.parent else None
+        except CatalogError:  # an archived or foreign parent: the chain ends here
+            version = None
+    return False
 
 
 def _model_result(version: VersionInfo, seconds: float, cached: bool) -> BootstrappedModel:

@@ -324,11 +324,10 @@ class Demo:
         record_path = self.root / EXPERT_ROUND_FILE
         if record_path.is_file():
             done = json.loads(record_path.read_text(encoding="utf-8"))
-            if (
-                done.get("candidate")
-                and catalog.get(settings.retrain_model).production == done["candidate"].split("@")[1]
-            ):
+            candidate = str(done.get("candidate") or "@")
+            if catalog.get(settings.retrain_model).production == candidate.split("@")[1]:
                 self.state.expert_round = done
+                self.state.models[settings.retrain_model] = candidate.split("@")[1]
                 self.say(f"Simulated experts' round already done: {_round_summary(done)}")
                 return
 
@@ -366,6 +365,7 @@ class Demo:
         self.state.expert_round = done
         self.say(_round_summary(done))
         if result.status == "promoted" and result.candidate:
+            self.state.models[settings.retrain_model] = result.candidate.split("@")[1]
             self._repredict(client, result.candidate)
         self._save_round()
 

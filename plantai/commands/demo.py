@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
+import sys
 import time
 import webbrowser
 from pathlib import Path
+from typing import TextIO
 
 import click
 
 REPO_SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "herbarium-samples" / "plant-masks"
+
+
+def _stdout_for_json_only() -> TextIO:
+    """The real stdout, for the JSON alone; file descriptor 1 then leads to stderr.
+
+    FiftyOne and its database driver print notices and progress bars on stdout; moving the
+    descriptor (not ``sys.stdout``, which FiftyOne's progress bars take hold of) keeps them off it.
+    """
+    sys.stdout.flush()
+    json_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    return json_out
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -97,6 +112,7 @@ def demo(
         retrain_model=retrain_model,
         retrain_epochs=retrain_epochs,
     )
+    json_out = _stdout_for_json_only() if as_json else sys.stdout
     runner = Demo(settings, say=lambda line: click.echo(line, err=as_json))
     try:
         state = runner.run()
@@ -121,7 +137,8 @@ def demo(
         for line in lines:
             click.echo(line, err=as_json)
         if as_json:
-            click.echo(json.dumps(state.__dict__))
+            json_out.write(json.dumps(state.__dict__) + "\n")
+            json_out.flush()
         click.echo(
             f"READY label_studio={state.label_studio_url} app={state.app_url} "
             f"tasks={state.tasks} predicted={state.predicted}"

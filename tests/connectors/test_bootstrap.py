@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,43 @@ def test_a_second_run_is_cached_and_trains_nothing(bootstrapped: Bootstrapped) -
     assert versions == dict.fromkeys(MODEL_NAMES, 1)
     assert [m.ref for m in again.models] == [m.ref for m in bootstrapped.report.models]
     assert again.real_plant_iou == bootstrapped.report.real_plant_iou
+
+
+def test_a_rerun_keeps_a_version_retrained_from_the_bootstrapped_one(
+    bootstrapped: Bootstrapped, tmp_path: Path
+) -> None:
+    """Experts' corrections promoted version 1.1.0 (a child of the bootstrap's 1.0.0): a rerun leaves it."""
+    home = tmp_path / "home"
+    shutil.copytree(bootstrapped.home, home)
+    with Catalog.open(home=home) as catalog:
+        parent = catalog.version("nonvegetal-detector")
+        child = catalog.register(
+            "nonvegetal-detector",
+            parent.task,
+            catalog.artefact_path(parent),
+            parent=parent.version,
+            metrics={"dataset": "corrections-snapshot", "mAP50-95": 0.5},
+            promote=True,
+        )
+        again = bootstrap_default_models(catalog, bootstrapped.work, profile="quick")
+        assert again.cached
+        assert catalog.version("nonvegetal-detector").ref == child.ref
+        assert again.model("nonvegetal-detector").ref == child.ref
+        # A production model with no bootstrapped ancestor is replaced: the defaults are the bootstrap's.
+        catalog.register(
+            "organ-detector",
+            "detect-organs",
+            catalog.artefact_path(catalog.version("organ-detector")),
+            metrics={"dataset": "elsewhere", "mAP50": 0.1},
+            promote=True,
+        )
+        assert not _descends(catalog, "organ-detector", bootstrapped.report.dataset)
+
+
+def _descends(catalog: Catalog, name: str, dataset: str) -> bool:
+    from connectors.bootstrap import _descends_from_bootstrap
+
+    return _descends_from_bootstrap(catalog, catalog.version(name), dataset)
 
 
 def test_the_cli_reports_the_cached_models_as_json(bootstrapped: Bootstrapped) -> None:

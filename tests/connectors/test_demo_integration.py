@@ -41,11 +41,13 @@ def test_demo_reaches_ready_runs_the_expert_round_then_stops(tmp_path: Path) -> 
         env.pop(name, None)
     argv = [sys.executable, "-m", "plantai", "demo", "--no-browser", "--exit-after-ready", "--profile", "quick"]
     # 3 demo sheets and a batch of 45 for the experts: 48 corrected sheets, 12 of them held out.
-    argv += ["--sheets", "3", "--simulate-experts", "--expert-sheets", "45"]
+    argv += ["--sheets", "3", "--simulate-experts", "--expert-sheets", "45", "--json"]
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1800, check=False, cwd=tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
-    [ready] = [line for line in result.stdout.splitlines() if line.startswith("READY")]
+    state = json.loads(result.stdout)  # with --json, stdout holds the JSON alone
+    assert state["expert_round"]["status"] == "promoted"
+    [ready] = [line for line in result.stderr.splitlines() if line.startswith("READY")]
     fields = dict(part.split("=", 1) for part in ready.split()[1:])
     assert fields["tasks"] == "48"
     assert fields["predicted"] == "48"  # every task, by version 2 (the demo waits for that)
