@@ -35,6 +35,8 @@ DEMO_PROJECT_TITLE = "PlantAI demo"
 GENERATED_SEED = 1000
 EXPERT_ROUND_SEED = 5000  # the simulated experts' batch: other sheets than the demo's own
 EXPERT_ROUND_FILE = "expert-round.json"
+PLUGINS_DIR = Path(__file__).resolve().parents[1] / "fiftyone_plugins"
+DASHBOARD_PANEL = "herbarium_dashboard"  # fiftyone_plugins/herbarium's panel, opened beside the samples
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
 Say = Callable[[str], None]
@@ -70,6 +72,7 @@ class DemoState:
     models: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     expert_round: dict[str, Any] | None = None  # the simulated experts' round, when asked for
+    app_plugins: list[str] = field(default_factory=list)  # FiftyOne plugins the App was launched with
 
 
 def _port(preferred: int) -> int:
@@ -179,11 +182,14 @@ class Demo:
         return result
 
     def _start_database(self) -> None:
-        self._database = LocalFiftyOneDatabase(self.root / "fiftyone-db", port=free_loopback_port()).start()
-        # FiftyOne reads its settings when first imported: point it at our database first.
-        os.environ["FIFTYONE_DATABASE_URI"] = self._database.uri
+        database = LocalFiftyOneDatabase(self.root / "fiftyone-db", port=free_loopback_port())
+        # FiftyOne reads its settings when first imported, and finding mongod imports it: set them first,
+        # or FiftyOne would start a database of its own and the App would miss the PlantAI plugin.
+        os.environ["FIFTYONE_DATABASE_URI"] = database.uri
         os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
         os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+        os.environ.setdefault("FIFTYONE_PLUGINS_DIR", str(PLUGINS_DIR))  # the App's PlantAI operators and dashboard
+        self._database = database.start()
 
     def _start_label_studio(self) -> None:
         server = LabelStudioServer(
@@ -417,10 +423,19 @@ class Demo:
 
     def _launch_app(self) -> None:
         import fiftyone as fo
+        import fiftyone.plugins as fop
+
+        from connectors.search import prepare
 
         port = _port(self.settings.app_port)
         dataset = fo.load_dataset(self.state.dataset)
-        self._app = fo.launch_app(dataset, remote=True, address="127.0.0.1", port=port, auto=False)
+        prepare(dataset)  # search indexes and the saved views (not yet reviewed, disagreements, ...)
+        self.state.app_plugins = sorted(plugin.name for plugin in fop.list_plugins())
+        spaces = fo.Space(
+            children=[fo.Panel(type="Samples", pinned=True), fo.Panel(type=DASHBOARD_PANEL)],
+            orientation="horizontal",
+        )
+        self._app = fo.launch_app(dataset, spaces=spaces, remote=True, address="127.0.0.1", port=port, auto=False)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

@@ -123,7 +123,9 @@ def demo(
             "               log in, open a task: the boxes, the plant mask and the phenology are the models';",
             "               give each region a verdict and the sheet a review state, then Submit.",
             f"FiftyOne App   {state.app_url or '(not launched)'}",
-            f"               dataset {state.dataset}: ai_* fields are predictions, expert_* the reviews.",
+            f"               dataset {state.dataset}: ai_* fields are predictions, expert_* the reviews;",
+            "               the PlantAI dashboard is open beside the samples, saved views are in the view bar,",
+            "               and the operators (press `) sync, send views for review, retrain and export.",
             f"Backend        {state.backend_url}  (models: {', '.join(f'{k}@{v}' for k, v in state.models.items())})",
         ]
         if state.expert_round:

@@ -47,6 +47,7 @@ def test_demo_reaches_ready_runs_the_expert_round_then_stops(tmp_path: Path) -> 
     assert result.returncode == 0, output[-3000:]
     state = json.loads(result.stdout)  # with --json, stdout holds the JSON alone
     assert state["expert_round"]["status"] == "promoted"
+    assert "@plantai/herbarium" in state["app_plugins"]  # the App has the operators and the dashboard
     [ready] = [line for line in result.stderr.splitlines() if line.startswith("READY")]
     fields = dict(part.split("=", 1) for part in ready.split()[1:])
     assert fields["tasks"] == "48"
