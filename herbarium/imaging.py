@@ -22,6 +22,8 @@ ImageSource: TypeAlias = str | Path | bytes | BinaryIO
 # EXIF orientations 5-8 swap width and height.
 _TRANSPOSED_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _EXIF_ORIENTATION_TAG = 0x0112
+# Pillow's own refusal threshold (twice its 89.5 Mpx warning), kept here: a 600-ppi A3 scan is about 70 Mpx.
+MAX_PIXELS = 2 * 89_478_485
 
 
 class ImageReadError(ValueError):
@@ -70,7 +72,7 @@ def _open(source: ImageSource, name: str | None = None) -> Image.Image:
         with warnings.catch_warnings():
             # Pillow only warns between 89.5 and 179 Mpx; big herbarium scans (about 68 Mpx) stay below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(source)
+            image = Image.open(source)
     except FileNotFoundError:
         raise ImageReadError(f"{where}: no such file") from None
     except UnidentifiedImageError:
@@ -79,6 +81,14 @@ def _open(source: ImageSource, name: str | None = None) -> Image.Image:
         raise ImageReadError(f"{where}: image too large to decode safely ({exc})") from None
     except OSError as exc:
         raise ImageReadError(f"{where}: truncated or corrupt image ({exc})") from None
+    # Pillow's own check reads a global that libraries may switch off (Ultralytics sets it to None).
+    if image.width * image.height > MAX_PIXELS:
+        image.close()
+        raise ImageReadError(
+            f"{where}: image too large to decode safely ({image.width} x {image.height} pixels, "
+            f"over the {MAX_PIXELS} a scan may have)"
+        )
+    return image
 
 
 def _as_rgb(image: Image.Image) -> Image.Image:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from herbarium.imaging import ImageReadError, oriented_size, read_image
+from herbarium.imaging import MAX_PIXELS, ImageReadError, oriented_size, read_image
 
 
 def _marked_jpeg(path: Path, width: int, height: int, orientation: int = 1) -> None:
@@ -113,11 +113,14 @@ def _png_claiming(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
-def test_a_header_claiming_billions_of_pixels_is_refused_before_decoding(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pillow_limit", [Image.MAX_IMAGE_PIXELS, None])  # None: as Ultralytics leaves it
+def test_a_header_claiming_billions_of_pixels_is_refused_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pillow_limit: int | None
+) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pillow_limit)
     path = tmp_path / "bomb.png"
     path.write_bytes(_png_claiming(50_000, 50_000))  # 2.5 Gpx: over twice Pillow's default limit (89.5 Mpx)
-    assert Image.MAX_IMAGE_PIXELS is not None
-    assert 2 * Image.MAX_IMAGE_PIXELS < 50_000 * 50_000
+    assert MAX_PIXELS < 50_000 * 50_000
     with pytest.raises(ImageReadError, match=r"bomb\.png: image too large to decode safely"):
         read_image(path, max_side=1024)
     with pytest.raises(ImageReadError, match=r"bomb\.png: image too large to decode safely"):

@@ -6,13 +6,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import zxingcpp
 from PIL import Image
 
 from herbarium.synth import generate_sheet, save_sheet
 
 
-def test_largest_sheet(tmp_path: Path) -> None:
+def test_largest_sheet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for sub in ("images", "masks", "instance-masks"):
         (tmp_path / sub).mkdir()
     start = time.perf_counter()
@@ -33,7 +34,7 @@ def test_largest_sheet(tmp_path: Path) -> None:
     assert np.array_equal(union, sheet.plant_mask)
     # Decode around the barcode only: the same JPEG pixels, without scanning 68 megapixels.
     box = next(b for b in sheet.boxes if b.label == "barcode")
-    Image.MAX_IMAGE_PIXELS = None
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # not for the rest of the session
     with Image.open(tmp_path / record.image) as image:
         crop = image.crop((box.x - 50, box.y - 50, box.x + box.width + 50, box.y + box.height + 50))
     assert sheet.catalog_number in [r.text for r in zxingcpp.read_barcodes(np.asarray(crop))]
