@@ -17,6 +17,8 @@ import pytest
 from connectors.label_config import review_config
 from connectors.sync import _collector_paused, _fast_task_fields, _LabelIds, _task_basics, _task_fields, label_controls
 
+from .test_sync_documents import _without_ids
+
 WIDTH, HEIGHT = 200, 400
 CONTROLS = label_controls(review_config())
 NONVEGETAL = ["barcode", "label", "Color card", "ruler", "stamp", "sticker"]  # an alias, an unknown name
@@ -217,14 +219,6 @@ def _task(rng: random.Random, task_id: int) -> dict[str, Any]:
         "predictions": predictions,
         "annotations": annotations,
     }
-
-
-def _without_ids(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_ids(v) for k, v in value.items() if k != "_id"}
-    if isinstance(value, list):
-        return [_without_ids(v) for v in value]
-    return value
 
 
 def _compare(task: dict[str, Any]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,16 @@ from .test_sync_integration import _expert_review, _project, _unique
 pytestmark = pytest.mark.integration
 
 
+def _paged_reference(ls_client: Any, label_studio: LocalLabelStudio) -> tuple[Any, list[int], Path, str]:
+    """Five tasks, one with an expert review, synced the plain way (pages of 2): the dataset to compare with."""
+    root = label_studio.server.document_root
+    project, task_ids, sheets = _project(ls_client, label_studio, 5)
+    ls_client.annotations.create(id=task_ids[1], result=_expert_review(sheets[1]))
+    paged = _unique("paged")
+    sync_project(ls_client, project.id, paged, root, batch_size=2)
+    return project, task_ids, root, paged
+
+
 def test_snapshot_exports_and_pages_give_the_same_dataset(
     label_studio: LocalLabelStudio,
     ls_client: Any,
@@ -24,11 +35,7 @@ def test_snapshot_exports_and_pages_give_the_same_dataset(
 ) -> None:
     import fiftyone as fo
 
-    root = label_studio.server.document_root
-    project, task_ids, sheets = _project(ls_client, label_studio, 5)
-    ls_client.annotations.create(id=task_ids[1], result=_expert_review(sheets[1]))
-    paged = _unique("paged")
-    sync_project(ls_client, project.id, paged, root, batch_size=2)
+    project, _, root, paged = _paged_reference(ls_client, label_studio)
 
     monkeypatch.setattr(sync, "_SNAPSHOT_MIN_TASKS", 1)
     monkeypatch.setattr(sync, "_SNAPSHOT_CHUNK_MIN", 2)  # three exports of 2, 2 and 1 tasks
@@ -54,11 +61,7 @@ def test_listed_predictions_and_tasks_read_again_give_the_same_dataset(
 ) -> None:
     import fiftyone as fo
 
-    root = label_studio.server.document_root
-    project, task_ids, sheets = _project(ls_client, label_studio, 5)
-    ls_client.annotations.create(id=task_ids[1], result=_expert_review(sheets[1]))
-    paged = _unique("paged")
-    sync_project(ls_client, project.id, paged, root, batch_size=2)
+    project, task_ids, root, paged = _paged_reference(ls_client, label_studio)
     expected = canonical_dump(fo.load_dataset(paged))
     monkeypatch.setattr(sync, "_SNAPSHOT_MIN_TASKS", 1)
     monkeypatch.setattr(sync, "_SNAPSHOT_CHUNK_MIN", 2)
