@@ -154,6 +154,7 @@ class Demo:
         self._database: LocalFiftyOneDatabase | None = None
         self._backend: LocalProcess | None = None
         self._app: Any = None
+        self._demo_sheets: Any = None  # the generated sheets' manifest, once written or found
 
     # -- the steps --------------------------------------------------------------------
     def run(self) -> DemoState:
@@ -256,7 +257,7 @@ class Demo:
         return write_sheets(out, n=n, size=self.settings.sheet_size, seed=seed)
 
     def _specimens(self) -> list[Any]:
-        manifest = self._generated("generated", self.settings.sheets, GENERATED_SEED)
+        manifest = self._demo_sheets = self._generated("generated", self.settings.sheets, GENERATED_SEED)
         specimens = _specimen_tasks(manifest)
         if self.settings.user_images is not None:
             linked = self.specimens / "your-images"
@@ -344,7 +345,7 @@ class Demo:
             predict_all_tasks(client, project)
             self._wait_for_predictions(client)
 
-        manifests = [self._generated("generated", settings.sheets, GENERATED_SEED), batch]
+        manifests = [self._demo_sheets, batch]
         submitted = submit_ground_truth(client, project, manifests)
         self.say(f"Simulated experts corrected and validated {submitted} sheets (the generated ground truth)")
 

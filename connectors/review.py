@@ -90,14 +90,21 @@ def reviewed_sheet(annotation: Mapping[str, Any], width: int | None = None, heig
     )
 
 
+def expert_state(verdict: str | None, origin: str | None, classification: bool) -> LabelState:
+    """An expert label's state: its verdict, else how it came to be (LS ``origin``), else what it is."""
+    if verdict is not None and verdict in VERDICT_STATES:
+        return VERDICT_STATES[verdict]
+    if origin is not None and origin in ORIGIN_STATES:
+        return ORIGIN_STATES[origin]
+    return LabelState.VALIDATED if classification else LabelState.CORRECTED
+
+
 def _state_of(label: Label) -> LabelState:
     verdict = label.attributes.get(VERDICT_CONTROL, ())
-    if verdict and verdict[0] in VERDICT_STATES:
-        return VERDICT_STATES[verdict[0]]
     origin = label.attributes.get(ORIGIN_ATTRIBUTE, ())
-    if origin and origin[0] in ORIGIN_STATES:
-        return ORIGIN_STATES[origin[0]]
-    return LabelState.VALIDATED if isinstance(label, ClassificationLabel) else LabelState.CORRECTED
+    return expert_state(
+        verdict[0] if verdict else None, origin[0] if origin else None, isinstance(label, ClassificationLabel)
+    )
 
 
-__all__ = ["COMMENT_CONTROL", "ReviewedSheet", "model_sources", "prediction_labels", "reviewed_sheet"]
+__all__ = ["COMMENT_CONTROL", "ReviewedSheet", "expert_state", "model_sources", "prediction_labels", "reviewed_sheet"]

@@ -74,7 +74,7 @@ from connectors.label_config import (
     REVIEW_CONTROL,
     VERDICT_CONTROL,
 )
-from connectors.review import ORIGIN_STATES, VERDICT_STATES, model_sources, prediction_labels, reviewed_sheet
+from connectors.review import expert_state, model_sources, prediction_labels, reviewed_sheet
 from herbarium.labels import BoxLabel, Label, LabelError, LabelState, MaskLabel, PolygonLabel, SpecimenLabels
 from herbarium.labels import expert_source as expert_source_of
 from herbarium.labels.fiftyone import as_fiftyone
@@ -655,10 +655,6 @@ _FAST_TYPES = frozenset({*_FAST_REGIONS, "choices", "textarea"})
 _SIZE_KEYS = ("original_width", "original_height")
 _NUMBERS = (int, float)  # exactly: a bool is not a coordinate
 _PREDICTED = LabelState.PREDICTED.value
-_VALIDATED = LabelState.VALIDATED.value
-_CORRECTED = LabelState.CORRECTED.value
-_VERDICT_STATES = {verdict: state.value for verdict, state in VERDICT_STATES.items()}
-_ORIGIN_STATES = {origin: state.value for origin, state in ORIGIN_STATES.items()}
 _MIXED = "mixed"  # a control with labels of several kinds
 # Control -> (field kind, documents of its labels), in the order the labels come.
 _Groups = dict[str, tuple[str, list[dict[str, Any]]]]
@@ -880,14 +876,11 @@ def _fast_read(
                     raise _FallbackError
                 attributes = {ORIGIN_ATTRIBUTE: (origin,), **attributes}
             score = _fast_score(item, default_score)
-            if not expert:
-                state = _PREDICTED
-            elif (verdict := attributes.get(VERDICT_CONTROL)) and verdict[0] in _VERDICT_STATES:
-                state = _VERDICT_STATES[verdict[0]]
-            elif origin is not None and origin in _ORIGIN_STATES:
-                state = _ORIGIN_STATES[origin]
+            if expert:
+                verdict = attributes.get(VERDICT_CONTROL)
+                state = expert_state(verdict[0] if verdict else None, origin, classification=False).value
             else:
-                state = _CORRECTED
+                state = _PREDICTED
             document = _fast_geometry(value, kind, width, height, new_id())
             document.update(
                 label=label,
@@ -911,10 +904,7 @@ def _fast_read(
                 if expert and control == REVIEW_CONTROL:
                     review = label
                     continue
-                if not expert:
-                    state = _PREDICTED
-                else:
-                    state = _ORIGIN_STATES[origin] if origin is not None and origin in _ORIGIN_STATES else _VALIDATED
+                state = expert_state(None, origin, classification=True).value if expert else _PREDICTED
                 document = {
                     "_id": new_id(),
                     "_cls": "Classification",
