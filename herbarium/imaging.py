@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TypeAlias
 
@@ -37,6 +37,9 @@ class SpecimenImage:
     image: Image.Image
     original_width: int
     original_height: int
+    # What it was decoded from (a path or the file's bytes), so a reader that needs more pixels than the
+    # reduced picture holds (a barcode's bars) can decode a larger one.
+    source: str | Path | bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def scale(self) -> float:
@@ -148,4 +151,5 @@ def read_image(path: ImageSource, max_side: int | None = None, name: str | None 
         image.close()
     if orientation in _TRANSPOSED_ORIENTATIONS:
         full_w, full_h = full_h, full_w
-    return SpecimenImage(image=rgb, original_width=full_w, original_height=full_h)
+    kept = path if isinstance(path, str | Path | bytes) else None
+    return SpecimenImage(image=rgb, original_width=full_w, original_height=full_h, source=kept)

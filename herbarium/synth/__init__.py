@@ -19,7 +19,7 @@ from herbarium.synth.dataset import (
     write_sheets,
 )
 from herbarium.synth.params import SynthParameterError, parse_size
-from herbarium.synth.sheet import SYNTHETIC_SOURCE, SheetBox, SyntheticSheet, generate_sheet
+from herbarium.synth.sheet import SYNTHETIC_SOURCE, SheetBox, SyntheticSheet, generate_background, generate_sheet
 from herbarium.synth.vocab import DARWIN_CORE_TERMS
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "SheetRecord",
     "SynthParameterError",
     "SyntheticSheet",
+    "generate_background",
     "generate_sheet",
     "load_manifest",
     "parse_size",

@@ -120,6 +120,16 @@ def generate_sheet(seed: int, width: int, height: int) -> SyntheticSheet:
     return _build(seed, width, height, with_plants=True)
 
 
+def generate_background(seed: int, width: int, height: int) -> SyntheticSheet:
+    """The same sheet as :func:`generate_sheet` without its plants: paper, elements, scan finish.
+
+    Copy-paste training puts real plants on it; its element boxes stay exact.
+    """
+    check_seed(seed)
+    check_size(width, height)
+    return _build(seed, width, height, with_plants=False)
+
+
 def _build(seed: int, width: int, height: int, *, with_plants: bool) -> SyntheticSheet:
     # Independent streams, so that changing one part (say, the paper) leaves the others' draws alone.
     rng_record, rng_paper, rng_elements, rng_plants, rng_finish = np.random.default_rng(seed).spawn(5)

@@ -1,0 +1,58 @@
+"""Reading a barcode in its box: the bars of a generated sheet's Code 128, at its own resolution or enlarged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from herbarium.barcodes import READER, read_in_box
+from herbarium.imaging import read_image
+from herbarium.labels import BoxLabel
+from herbarium.synth import generate_sheet
+from ml_backends.adapters import _with_barcode_values
+
+
+@pytest.fixture(scope="module")
+def sheet_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    sheet = generate_sheet(seed=11, width=1700, height=2400)
+    path = tmp_path_factory.mktemp("barcode") / "sheet.jpg"
+    sheet.image.save(path, quality=92)
+    return path, sheet
+
+
+def _barcode_box(sheet: object) -> tuple[float, float, float, float]:
+    box = next(b for b in sheet.boxes if b.label == "barcode")  # type: ignore[attr-defined]
+    return (box.x, box.y, box.x + box.width, box.y + box.height)
+
+
+def test_the_box_is_read_at_full_resolution(sheet_file: tuple[Path, object]) -> None:
+    path, sheet = sheet_file
+    picture = read_image(path).image
+    found = read_in_box(picture, _barcode_box(sheet))
+    assert found is not None
+    assert found.text == sheet.catalog_number
+    assert found.format == "Code128"
+
+
+def test_an_empty_region_reads_nothing(sheet_file: tuple[Path, object]) -> None:
+    path, _ = sheet_file
+    assert read_in_box(read_image(path).image, (5, 5, 60, 30)) is None
+
+
+def test_a_backend_reads_a_barcode_its_reduced_picture_cannot_resolve(sheet_file: tuple[Path, object]) -> None:
+    path, sheet = sheet_file
+    reduced = read_image(path, max_side=512)  # bars under a pixel each: unreadable at this size
+    x0, y0, x1, y1 = _barcode_box(sheet)
+    assert (
+        read_in_box(reduced.image, (x0 * reduced.scale, y0 * reduced.scale, x1 * reduced.scale, y1 * reduced.scale))
+        is None
+    )
+    boxes = [
+        BoxLabel(label="barcode", x=x0, y=y0, width=x1 - x0, height=y1 - y0, score=0.9, source="d@1.0.0"),
+        BoxLabel(label="label", x=10, y=10, width=50, height=50, score=0.9, source="d@1.0.0"),
+    ]
+    read = _with_barcode_values(reduced, boxes)
+    assert read[0].comment == f"barcode: {sheet.catalog_number} (Code128)"  # type: ignore[attr-defined]
+    assert read[0].source == f"d@1.0.0+{READER}"
+    assert read[1] == boxes[1]
