@@ -13,6 +13,8 @@ from typing import Any
 
 from catalog.errors import InvalidNameError
 from catalog.registry import ONNX_ROLE, WEIGHTS_ROLE, Catalog
+from catalog.sheetnet.runtime import clear_runners, shared_runner
+from catalog.sheetnet.spec import FRAMEWORK as SHEETNET
 from catalog.tasks import resolve_task
 from catalog.weights import load_sam_state_dict, quiet_ultralytics, sam_architecture, yolo_class
 
@@ -36,8 +38,13 @@ class LoadedModel:
     framework: str  # of the file actually loaded: "onnx" when the ONNX sibling served
     sha256: str  # of the file actually loaded
     path: Path
-    model: Any  # ultralytics.YOLO, or segment_anything.Sam for SAM weights
+    model: Any  # ultralytics.YOLO, segment_anything.Sam for SAM weights, or a SheetNetRunner
     score_threshold: float = DEFAULT_SCORE_THRESHOLD  # the version's calibrated threshold, else the default
+    model_framework: str = "ultralytics"  # the version's own framework in the catalog, whatever file served
+
+    @property
+    def is_sheetnet(self) -> bool:
+        return self.model_framework == SHEETNET
 
     @property
     def ref(self) -> str:
@@ -47,6 +54,8 @@ class LoadedModel:
         """Ultralytics' ``predict`` (quiet by default); SAM models are prompted through ``model`` instead."""
         if self.framework == "sam":
             raise TypeError(f"{self.ref} is a SAM model: use segment_anything.SamPredictor(loaded.model)")
+        if self.is_sheetnet:
+            raise TypeError(f"{self.ref} is a SheetNet: use loaded.model.run(picture) (a SheetNetRunner)")
         return self.model.predict(source, **{"verbose": False, **options})
 
 
@@ -92,8 +101,9 @@ def load_model(ref: str, catalog: Catalog | None = None) -> LoadedModel:
             framework=framework,
             sha256=artefact.sha256,
             path=path,
-            model=_load(path, framework, resolve_task(info.task).yolo_task),
+            model=_load(path, framework, resolve_task(info.task).yolo_task, info.framework, artefact.sha256),
             score_threshold=_score_threshold(info.metrics),
+            model_framework=info.framework,
         )
         _cache[key] = loaded
         return loaded
@@ -110,9 +120,12 @@ def clear_cache() -> None:
     """Forget loaded models (the next load re-verifies and re-reads)."""
     with _cache_lock:
         _cache.clear()
+    clear_runners()
 
 
-def _load(path: Path, framework: str, yolo_task: str) -> Any:
+def _load(path: Path, framework: str, yolo_task: str, model_framework: str, sha256: str) -> Any:
+    if model_framework == SHEETNET:  # one runner per file: models sharing it share its forward passes
+        return shared_runner(path, framework, sha256)
     if framework == "sam":
         state = load_sam_state_dict(path)
         sam = sam_architecture(state).build()  # stock vit_b/l/h or any other size, read from the shapes

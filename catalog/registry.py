@@ -104,6 +104,21 @@ def validate_metrics(metrics: Mapping[str, Any] | None) -> tuple[dict[str, float
     return values, dataset
 
 
+def _export_ultralytics(source: Path, copy: Path, imgsz: int | None) -> Path:
+    # Export beside a copy: Ultralytics writes its output next to the weights, never into the store.
+    shutil.copyfile(source, copy)
+    with quiet_ultralytics():
+        model = yolo_class()(str(copy))
+        size = imgsz or int(model.overrides.get("imgsz") or 640)
+        return Path(model.export(format="onnx", imgsz=size, verbose=False))
+
+
+def _export_sheetnet(source: Path, out: Path) -> Path:
+    from catalog.sheetnet import network
+
+    return network.export_onnx(network.load(source), out)
+
+
 def _sorted_versions(rows: Sequence[ModelVersion]) -> list[ModelVersion]:
     return sorted(rows, key=lambda row: version_key(row.version))
 
@@ -259,7 +274,7 @@ class Catalog:
             model_labels = resolve_labels(spec, labels)
         if framework == "sam" and spec.task != "segment-plant":
             raise InvalidTaskError(f"SAM weights serve task segment-plant only, not {spec.task!r}")
-        info = inspect_weights(weights, framework)
+        info = inspect_weights(weights, framework, spec.task)
         self._check_weights_fit(name, spec, model_labels, info, weights.name)
 
         stored = self.store.add(weights, FORMAT_BY_FRAMEWORK[framework])
@@ -533,26 +548,29 @@ class Catalog:
         return VerifyReport(checked=len(rows), problems=tuple(problems))
 
     def export_onnx(self, name: str, version: str, imgsz: int | None = None) -> ArtefactInfo:
-        """Export an Ultralytics version to ONNX and register the file as that version's ``onnx`` artefact."""
+        """Export an Ultralytics or SheetNet version to ONNX and register the file as its ``onnx`` artefact.
+
+        ``imgsz`` is Ultralytics' fixed input size; a SheetNet graph takes any size (its spec says which).
+        """
         info = self.version(name, validate_version(version))
-        if info.framework != "ultralytics":
-            raise ArtefactError(f"{info.ref} holds {info.framework} weights; only ultralytics weights export to ONNX")
+        if info.framework not in ("ultralytics", "sheetnet"):
+            raise ArtefactError(
+                f"{info.ref} holds {info.framework} weights; only ultralytics and sheetnet weights export to ONNX"
+            )
         if info.artefact(ONNX_ROLE) is not None:
             raise ArtefactError(f"{info.ref} already has an ONNX artefact")
         source = self.artefact_path(info)
         with tempfile.TemporaryDirectory(prefix="plantai-export-") as work:
-            # Export beside a copy: Ultralytics writes its output next to the weights, never into the store.
-            copy = Path(work) / f"{name}-{version}.pt"
-            shutil.copyfile(source, copy)
             try:
-                with quiet_ultralytics():
-                    model = yolo_class()(str(copy))
-                    size = imgsz or int(model.overrides.get("imgsz") or 640)
-                    exported = Path(model.export(format="onnx", imgsz=size, verbose=False))
-            except Exception as error:  # Ultralytics raises many kinds; the catalog stays unchanged
+                if info.framework == "sheetnet":
+                    exported = _export_sheetnet(source, Path(work) / f"{name}-{version}.onnx")
+                else:
+                    exported = _export_ultralytics(source, Path(work) / f"{name}-{version}.pt", imgsz)
+            except Exception as error:  # each exporter raises many kinds; the catalog stays unchanged
                 raise ArtefactError(f"exporting {info.ref} to ONNX failed: {error}") from error
             spec = resolve_task(info.task)
-            self._check_weights_fit(name, spec, info.labels, inspect_weights(exported, "onnx"), exported.name)
+            exported_info = inspect_weights(exported, "onnx", spec.task)
+            self._check_weights_fit(name, spec, info.labels, exported_info, exported.name)
             stored = self.store.add(exported, "onnx")
 
         def apply(session: Session) -> ArtefactInfo:

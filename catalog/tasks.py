@@ -12,7 +12,7 @@ from herbarium.taxonomy import TASK_LABEL_SETS, TRAITS, LabelSet, UnknownLabelEr
 CLASSIFY_TRAIT = "classify-trait"
 # What each catalog task asks of an Ultralytics model (its ``task`` attribute).
 YOLO_TASKS = {"detect-nonvegetal": "detect", "detect-organs": "detect", "segment-plant": "segment"}
-FRAMEWORKS = ("ultralytics", "onnx", "sam")
+FRAMEWORKS = ("ultralytics", "onnx", "sam", "sheetnet")
 _TRAIT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 

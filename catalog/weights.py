@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from catalog.errors import InvalidWeightsError
-from catalog.tasks import FRAMEWORKS
+from catalog.sheetnet.spec import METADATA_KEY as SHEETNET_METADATA_KEY
+from catalog.sheetnet.spec import SheetNetSpec, SheetNetSpecError, read_file_spec
+from catalog.tasks import FRAMEWORKS, resolve_task
 from catalog.ultralytics_offline import UltralyticsAlreadyImportedError, configure_offline_ultralytics
 
-FRAMEWORK_BY_SUFFIX = {".pt": "ultralytics", ".onnx": "onnx", ".pth": "sam"}
-FORMAT_BY_FRAMEWORK = {"ultralytics": "pt", "onnx": "onnx", "sam": "pth"}
+FRAMEWORK_BY_SUFFIX = {".pt": "ultralytics", ".onnx": "onnx", ".pth": "sam", ".safetensors": "sheetnet"}
+FORMAT_BY_FRAMEWORK = {"ultralytics": "pt", "onnx": "onnx", "sam": "pth", "sheetnet": "safetensors"}
 SAM_PARTS = ("image_encoder.", "prompt_encoder.", "mask_decoder.")
 # The decoder's attention head count leaves no trace in the weights' shapes; every published SAM uses 8.
 SAM_DECODER_HEADS = 8
@@ -65,8 +67,11 @@ def quiet_ultralytics() -> Iterator[None]:
         logger.setLevel(previous)
 
 
-def inspect_weights(path: Path, framework: str) -> WeightsInfo:
-    """Load ``path`` as ``framework`` and report its task and classes; InvalidWeightsError if it does not load."""
+def inspect_weights(path: Path, framework: str, task: str | None = None) -> WeightsInfo:
+    """Load ``path`` as ``framework`` and report its task and classes; InvalidWeightsError if it does not load.
+
+    A SheetNet file (or its ONNX export) has a head per task: ``task`` names the one reported.
+    """
     if framework not in FRAMEWORKS:
         raise InvalidWeightsError(f"unknown framework {framework!r}; expected one of {', '.join(FRAMEWORKS)}")
     if not path.is_file():
@@ -77,8 +82,10 @@ def inspect_weights(path: Path, framework: str) -> WeightsInfo:
     try:
         if framework == "ultralytics":
             return _inspect_ultralytics(path)
+        if framework == "sheetnet":
+            return _inspect_sheetnet(read_file_spec(path), task)
         if framework == "onnx":
-            return _inspect_onnx(path)
+            return _inspect_onnx(path, task)
         return _inspect_sam(path)
     except (InvalidWeightsError, UltralyticsAlreadyImportedError):  # not the file's fault
         raise
@@ -100,9 +107,11 @@ def onnx_session(path: Path) -> Any:
     return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-def _inspect_onnx(path: Path) -> WeightsInfo:
+def _inspect_onnx(path: Path, task: str | None) -> WeightsInfo:
     session = onnx_session(path)
     metadata = session.get_modelmeta().custom_metadata_map
+    if SHEETNET_METADATA_KEY in metadata:  # an exported SheetNet
+        return _inspect_sheetnet(SheetNetSpec.from_json(metadata[SHEETNET_METADATA_KEY]), task, "onnx")
     names: tuple[str, ...] | None = None
     if "names" in metadata:  # Ultralytics exports write {0: 'barcode', ...}
         parsed = ast.literal_eval(metadata["names"])
@@ -125,6 +134,16 @@ def _onnx_class_count(task: str, outputs: list[Any]) -> int | None:
     if task == "segment":
         return channels - 4 - _YOLO_MASK_COEFFICIENTS
     return channels - 4
+
+
+def _inspect_sheetnet(spec: SheetNetSpec, task: str | None, framework: str = "sheetnet") -> WeightsInfo:
+    if task is None:
+        raise InvalidWeightsError(f"a SheetNet has a head per task ({', '.join(spec.tasks())}): name the task")
+    try:
+        names = spec.classes_for(task)
+    except SheetNetSpecError as error:
+        raise InvalidWeightsError(str(error)) from None
+    return WeightsInfo(framework, resolve_task(task).yolo_task, names, len(names))
 
 
 def _inspect_sam(path: Path) -> WeightsInfo:
