@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 from catalog.ultralytics_offline import configure_offline_ultralytics
 from catalog.weights import yolo_class
 from connectors.training_data import KINDS, Kind, TrainingDataset
+from training.cores import all_cores
 
 Progress = Callable[[int, int], None]  # (epochs done, epochs in all)
 
@@ -145,7 +145,7 @@ def train_yolo(
         **options,
     }
     started = time.perf_counter()
-    with _logged_to(log), _all_cores():
+    with _logged_to(log), all_cores():
         try:
             model = yolo_class()(str(base), task=kind)
             if model.task != kind:
@@ -190,16 +190,3 @@ def _logged_to(log: Path) -> Iterator[None]:
         finally:
             logger.handlers, logger.propagate = handlers, propagate
             logger.setLevel(level)
-
-
-@contextlib.contextmanager
-def _all_cores() -> Iterator[None]:
-    """Train with a thread per core: importing Ultralytics first sets OMP_NUM_THREADS=1, which torch then obeys."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(previous, os.cpu_count() or 1))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

@@ -1,0 +1,278 @@
+"""Training a SheetNet: crops from real, generated and composite sheets, every head's loss where its truth is known.
+
+One loop trains the plant mask (binary cross-entropy + Dice) and the box heads (quality focal loss on
+the heat maps, L1 on log distances to the box edges), and leaves the trait head to :func:`fit_trait_head`,
+a linear probe on whole sheets afterwards (the trait is a property of the whole sheet, not of a crop).
+Fine-tuning starts from a given network; a new one starts from the pinned ImageNet encoder.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional
+
+from catalog.sheetnet import network
+from catalog.sheetnet.network import SheetNet
+from catalog.sheetnet.runtime import to_input
+from catalog.sheetnet.spec import SheetNetSpec
+from training.cores import all_cores
+from training.sheets import NO_TRAIT, TrainingSheet
+from training.targets import Augment, Targets, encode, random_crop
+
+Progress = Callable[[int, int], None]  # (iterations done, iterations in all)
+POOLS = ("real", "real-masks", "composite", "synthetic")
+_CALIBRATION_STEPS = 4
+
+
+def learning_rate_factor(step: int, total: int, warmup: float) -> float:
+    """Linear warm-up, then cosine decay to 1% of the peak."""
+    warm = max(1, int(total * warmup))
+    if step < warm:
+        return 0.05 + 0.95 * step / warm
+    progress = (step - warm) / max(1, total - warm)
+    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class SheetNetTrainingError(RuntimeError):
+    """Training that cannot start: no sheets, or none with any truth to learn."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """One kind of training batch: ``batch`` windows of ``size`` px on sheets scaled by a factor in ``scale``.
+
+    Whole sheets (scale below 1, window about the working size) show every object whole, in context and at
+    about the size it has when served; close-up windows (scale about 1) show the fine detail masks need.
+    """
+
+    size: int
+    scale: tuple[float, float]
+    batch: int
+    share: float  # of iterations
+
+
+def default_windows() -> tuple[Window, ...]:
+    return (Window(576, (0.6, 0.8), 2, 0.5), Window(352, (0.85, 1.2), 4, 0.5))
+
+
+@dataclass(frozen=True)
+class SheetNetTraining:
+    """How a SheetNet trains. The defaults are the bootstrap's: minutes on two CPU cores."""
+
+    iterations: int = 500
+    windows: tuple[Window, ...] = field(default_factory=default_windows)
+    encoder_lr: float = 1e-3
+    head_lr: float = 3e-3
+    weight_decay: float = 1e-4
+    warmup: float = 0.1  # share of iterations spent warming the learning rate up
+    seed: int = 0
+    seconds: float | None = None  # a time budget: the schedule is shortened to fit it (timed on the first steps)
+    # Share of crops drawn from each pool; pools without sheets give their share to the others.
+    pool_weights: Mapping[str, float] = field(
+        default_factory=lambda: {"real": 0.35, "real-masks": 0.15, "composite": 0.3, "synthetic": 0.2}
+    )
+    augment: Augment = field(default_factory=Augment)
+    plant_weight: float = 1.0
+    heat_weight: float = 1.0
+    regression_weight: float = 1.0
+    # Batches of four crops give batch-norm statistics too noisy for the encoder's ImageNet ones:
+    # its batch-norm layers keep their statistics (and are not trained), as detection fine-tuning does.
+    freeze_encoder_norm: bool = True
+
+    def to_parameters(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["pool_weights"] = dict(self.pool_weights)
+        data["augment"] = asdict(self.augment)
+        data["windows"] = [asdict(w) for w in self.windows]
+        return data
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    net: SheetNet
+    iterations: int
+    seconds: float
+    losses: Mapping[str, float]  # means over the last tenth of the run
+
+
+def train_sheetnet(
+    pools: Mapping[str, Sequence[TrainingSheet]],
+    spec: SheetNetSpec,
+    settings: SheetNetTraining | None = None,
+    start: SheetNet | None = None,
+    progress: Progress | None = None,
+) -> TrainingOutcome:
+    """Train (or fine-tune ``start``) on crops drawn from ``pools`` ("real", "composite", "synthetic")."""
+    settings = settings or SheetNetTraining()
+    usable = {name: list(sheets) for name, sheets in pools.items() if sheets and settings.pool_weights.get(name, 0) > 0}
+    if not usable:
+        raise SheetNetTrainingError(f"no training sheets in pools {', '.join(POOLS)}")
+    names = sorted(usable)
+    weights = np.array([settings.pool_weights[name] for name in names], np.float64)
+    weights /= weights.sum()
+    shares = np.array([w.share for w in settings.windows], np.float64)
+    shares /= shares.sum()
+    rng = np.random.default_rng(settings.seed)
+    torch.manual_seed(settings.seed)
+    net = start if start is not None else network.build(spec, pretrained=True)
+    _train_mode(net, settings.freeze_encoder_norm)
+    net = net.to(memory_format=torch.channels_last)
+    frozen = _encoder_norm_parameters(net) if settings.freeze_encoder_norm else set()
+    encoder = [p for n, p in net.named_parameters() if n.startswith("encoder.") and n not in frozen]
+    heads = [p for n, p in net.named_parameters() if not n.startswith("encoder.") and not n.startswith("trait.")]
+    optimiser = torch.optim.AdamW(
+        [{"params": encoder, "lr": settings.encoder_lr}, {"params": heads, "lr": settings.head_lr}],
+        weight_decay=settings.weight_decay,
+    )
+    peaks = [settings.encoder_lr, settings.head_lr]
+    total = settings.iterations
+    started = time.perf_counter()
+    history: list[dict[str, float]] = []
+    step = 0
+    with all_cores():
+        while step < total:
+            for group, peak in zip(optimiser.param_groups, peaks, strict=True):
+                group["lr"] = peak * learning_rate_factor(step, total, settings.warmup)
+            window = settings.windows[int(rng.choice(len(settings.windows), p=shares))]
+            augment = replace(settings.augment, scale=window.scale)
+            crops = []
+            for _ in range(window.batch):
+                pool = usable[names[int(rng.choice(len(names), p=weights))]]
+                crops.append(random_crop(pool[int(rng.integers(len(pool)))], window.size, rng, augment))
+            losses = step_losses(net, encode(crops), settings)
+            optimiser.zero_grad(set_to_none=True)
+            losses["total"].backward()  # type: ignore[no-untyped-call]
+            optimiser.step()
+            history.append({k: float(v.detach()) for k, v in losses.items()})
+            step += 1
+            if settings.seconds is not None and step == _CALIBRATION_STEPS:
+                # The schedule's length from the time the first iterations took: a budget, not a cut-off mid-schedule.
+                per_step = (time.perf_counter() - started) / step
+                total = max(step + 1, min(settings.iterations, int(settings.seconds / per_step)))
+            if progress is not None:
+                progress(step, total)
+    done = step
+    net = net.to(memory_format=torch.contiguous_format).eval()
+    tail = history[-max(1, len(history) // 10) :]
+    means = {key: float(np.mean([h[key] for h in tail])) for key in tail[0]}
+    return TrainingOutcome(net, done, time.perf_counter() - started, means)
+
+
+def _train_mode(net: SheetNet, freeze_encoder_norm: bool) -> None:
+    net.train()
+    if freeze_encoder_norm:
+        for module in net.encoder.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.eval()
+                for parameter in module.parameters():
+                    parameter.requires_grad_(False)
+
+
+def _encoder_norm_parameters(net: SheetNet) -> set[str]:
+    return {
+        f"encoder.{name}.{leaf}"
+        for name, module in net.encoder.named_modules()
+        if isinstance(module, torch.nn.BatchNorm2d)
+        for leaf, _ in module.named_parameters()
+    }
+
+
+def step_losses(net: SheetNet, targets: Targets, settings: SheetNetTraining) -> dict[str, torch.Tensor]:
+    images = torch.from_numpy(targets.images).contiguous(memory_format=torch.channels_last)
+    out = net(images)
+    plant = plant_loss(out.plant, torch.from_numpy(targets.plant), torch.from_numpy(targets.plant_known))
+    heat = focal_loss(out.heat, torch.from_numpy(targets.heat), torch.from_numpy(targets.heat_weight))
+    regression = distance_loss(
+        out.regression, torch.from_numpy(targets.distances), torch.from_numpy(targets.distance_weight), targets.objects
+    )
+    total = settings.plant_weight * plant + settings.heat_weight * heat + settings.regression_weight * regression
+    return {"total": total, "plant": plant, "heat": heat, "regression": regression}
+
+
+def plant_loss(logits: torch.Tensor, target: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    if float(known.sum()) == 0:
+        return logits.sum() * 0.0
+    logits, target = logits[known > 0], target[known > 0]
+    bce = functional.binary_cross_entropy_with_logits(logits, target)
+    probability = torch.sigmoid(logits)
+    intersection = (probability * target).sum((1, 2, 3))
+    dice = 1 - (2 * intersection + 1) / (probability.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1)
+    return bce + dice.mean()
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Quality focal loss on the heat maps (Li et al. 2020, "Generalized Focal Loss").
+
+    Easy cells are down-weighted by ``|target - p|^2``; the sum is normalised by the objects' total
+    target mass (the cells of their central regions).
+    """
+    probability = torch.sigmoid(logits)
+    modulation = (target - probability).abs().pow(2)
+    cross_entropy = functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    mass = (target * weight).sum().clamp(min=1.0)
+    return (modulation * cross_entropy * weight).sum() / mass
+
+
+def distance_loss(output: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, objects: int) -> torch.Tensor:
+    """L1 on the log distances to the box edges; each object's cells share a weight of 1."""
+    if objects == 0:
+        return output.sum() * 0.0
+    return (functional.l1_loss(output, target, reduction="none") * weight).sum() / objects
+
+
+def fit_trait_head(
+    net: SheetNet, sheets: Sequence[TrainingSheet], steps: int = 300, seed: int = 0
+) -> tuple[int, dict[str, int]]:
+    """Fit the trait head, a linear layer, on whole sheets whose trait is known; the rest of the net is untouched.
+
+    Classes are weighted by inverse frequency: a rare class is not drowned by the common one.
+    Returns how many sheets it learned from, per class.
+    """
+    known = [sheet for sheet in sheets if sheet.trait != NO_TRAIT]
+    if not known:
+        raise SheetNetTrainingError("no sheet with a known trait: the trait head cannot be fitted")
+    torch.manual_seed(seed)
+    features = trait_features(net, [sheet.image for sheet in known])
+    labels = torch.tensor([sheet.trait for sheet in known])
+    counts = torch.bincount(labels, minlength=len(net.spec.trait_classes)).float()
+    class_weights = torch.where(counts > 0, counts.sum() / (counts.clamp(min=1) * (counts > 0).sum()), 0.0)
+    mean, std = features.mean(0, keepdim=True), features.std(0, keepdim=True).clamp(min=1e-3)
+    head = torch.nn.Linear(features.shape[1], len(net.spec.trait_classes))
+    optimiser = torch.optim.AdamW(head.parameters(), lr=0.01, weight_decay=0.05)
+    normalised = (features - mean) / std
+    for _ in range(steps):
+        loss = functional.cross_entropy(head(normalised), labels, weight=class_weights)
+        optimiser.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimiser.step()
+    with torch.no_grad():  # fold the normalisation into the layer the network carries
+        weight = head.weight / std
+        net.trait.weight.copy_(weight)
+        net.trait.bias.copy_(head.bias - (weight * mean).sum(1))
+    names = net.spec.trait_classes
+    return len(known), {names[i]: int(counts[i]) for i in range(len(names))}
+
+
+def trait_features(net: SheetNet, images: Sequence[np.ndarray[Any, Any]]) -> torch.Tensor:
+    """What the trait head sees for each whole sheet (pooled encoder features and the box heads' peaks)."""
+    from PIL import Image
+
+    rows = []
+    captured: dict[str, torch.Tensor] = {}
+    hook = net.trait.register_forward_hook(lambda _m, inputs, _o: captured.__setitem__("x", inputs[0]))
+    try:
+        net.eval()
+        with torch.inference_mode(), all_cores():
+            for image in images:
+                net(torch.from_numpy(to_input(Image.fromarray(image), net.spec.input_side)))
+                rows.append(captured["x"][0].clone())
+    finally:
+        hook.remove()
+    return torch.stack(rows)
