@@ -23,6 +23,7 @@ from PIL import Image
 from catalog.predictors import LoadedModel, load_model
 from catalog.records import ModelInfo
 from catalog.registry import Catalog
+from catalog.sheetnet.runtime import SheetNetResult, SheetNetRunner
 from herbarium.imaging import SpecimenImage
 from herbarium.labels import BoxLabel, ClassificationLabel, Label, MaskLabel, PolygonLabel, SpecimenLabels
 from herbarium.taxonomy import PLANT
@@ -408,6 +409,149 @@ class ClassificationAdapter(Adapter):
         return out
 
 
+class SheetNetAdapter(Adapter):
+    """A head of a SheetNet (catalog framework ``sheetnet``): every head reads one shared forward pass per sheet."""
+
+    @property
+    def runner(self) -> SheetNetRunner:
+        runner: SheetNetRunner = self.model.model
+        return runner
+
+    @property
+    def imgsz(self) -> int:
+        return self.runner.spec.input_side
+
+    def _results(self, images: Sequence[SpecimenImage]) -> list[SheetNetResult]:
+        return [self.runner.run(image.image) for image in images]
+
+
+class SheetNetDetectionAdapter(SheetNetAdapter):
+    """Non-vegetal elements or organs from a SheetNet's heat maps -> boxes in the original frame.
+
+    Barcode boxes are read with zxing-cpp (:mod:`herbarium.barcodes`): in the decoded picture first, then,
+    when that fails and the original is larger, in a larger decode of the same file (at most
+    BARCODE_DECODE_SIDE px). A box read carries ``barcode: <text> (<format>)`` as its comment, and the
+    reader joins its source.
+    """
+
+    kind = "detect"
+
+    def predict(self, images: Sequence[SpecimenImage], tiling: Tiling | None = None) -> list[SpecimenLabels]:
+        out: list[SpecimenLabels] = []
+        for image, result in zip(images, self._results(images), strict=True):
+            xyxy, classes, scores = result.boxes(self.model.task, self.conf)
+            labels: list[BoxLabel] = []
+            for (x1, y1, x2, y2), cls, score in zip(xyxy.tolist(), classes.tolist(), scores.tolist(), strict=True):
+                x, y, w, h = _clip_box(
+                    x1 / image.scale, y1 / image.scale, x2 / image.scale, y2 / image.scale,
+                    image.original_width, image.original_height,
+                )  # fmt: skip
+                if w > 0 and h > 0:
+                    label = self.model.labels[int(cls)]
+                    labels.append(BoxLabel(label=label, x=x, y=y, width=w, height=h, score=score, source=self.source))
+            if any(label.label == BARCODE for label in labels):
+                labels = _with_barcode_values(image, labels)
+            out.append(SpecimenLabels(width=image.original_width, height=image.original_height, labels=list(labels)))
+        return out
+
+
+BARCODE = "barcode"
+BARCODE_DECODE_SIDE = 4096  # a larger decode for barcodes the reduced picture cannot resolve
+
+
+def _with_barcode_values(image: SpecimenImage, labels: list[BoxLabel]) -> list[BoxLabel]:
+    """Barcode boxes read with zxing-cpp: in the decoded picture, else in a larger decode of the same file."""
+    from dataclasses import replace
+
+    from herbarium.barcodes import READER, read_in_box
+    from herbarium.imaging import ImageReadError, read_image
+
+    wanted = [i for i, label in enumerate(labels) if label.label == BARCODE]
+    reads = {i: read_in_box(image.image, _scaled(labels[i].xyxy, image.scale)) for i in wanted}
+    unread = [i for i in wanted if reads[i] is None]
+    side = min(max(image.original_width, image.original_height), BARCODE_DECODE_SIDE)
+    if unread and image.source is not None and side > 1.2 * max(image.image.size):
+        try:
+            larger = read_image(image.source, max_side=side)
+        except ImageReadError:
+            larger = None
+        if larger is not None:
+            for i in unread:
+                reads[i] = read_in_box(larger.image, _scaled(labels[i].xyxy, larger.scale))
+    out = list(labels)
+    for i, found in reads.items():
+        if found is not None:
+            out[i] = replace(
+                labels[i], comment=f"barcode: {found.text} ({found.format})", source=f"{labels[i].source}+{READER}"
+            )
+    return out
+
+
+def _scaled(box: tuple[float, float, float, float], scale: float) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = box
+    return x0 * scale, y0 * scale, x1 * scale, y1 * scale
+
+
+class SheetNetSegmentationAdapter(SheetNetAdapter):
+    """The plant from a SheetNet's mask head -> one mask at the original size and its outlines."""
+
+    kind = "segment"
+
+    def predict(self, images: Sequence[SpecimenImage], tiling: Tiling | None = None) -> list[SpecimenLabels]:
+        from herbarium.labels.yolo import mask_outlines
+
+        out: list[SpecimenLabels] = []
+        threshold = float(np.log(self.conf / (1 - self.conf)))  # the score threshold as a logit
+        for image, result in zip(images, self._results(images), strict=True):
+            logits = result.plant_logits - threshold
+            # Outlines are traced on the decoded picture's grid, the mask itself at the original size.
+            picture_logits = _resized_logits(logits, image.image.width, image.image.height)
+            mask = picture_logits > 0
+            labels: list[Label] = []
+            if mask.any():
+                probabilities = 1 / (1 + np.exp(-(picture_logits[mask] + threshold)))
+                score = float(probabilities.mean())
+                full = _positive_upsampled(logits, image.original_width, image.original_height)
+                least = MIN_OUTLINE_SHARE * int(mask.sum())
+                outlines = [outline for outline in mask_outlines(mask) if _area(outline) >= least]
+                labels = _mask_regions(image, full, outlines, self.model.labels[0], score, self.source)
+            out.append(SpecimenLabels(width=image.original_width, height=image.original_height, labels=labels))
+        return out
+
+
+def _resized_logits(logits: np.ndarray[Any, Any], width: int, height: int) -> np.ndarray[Any, Any]:
+    import cv2
+
+    return np.asarray(cv2.resize(logits, (width, height), interpolation=cv2.INTER_LINEAR))
+
+
+class SheetNetClassificationAdapter(SheetNetAdapter):
+    """A trait of the whole sheet from a SheetNet's trait head -> one choice with its probability."""
+
+    kind = "classify"
+
+    def predict(self, images: Sequence[SpecimenImage], tiling: Tiling | None = None) -> list[SpecimenLabels]:
+        out: list[SpecimenLabels] = []
+        for image, result in zip(images, self._results(images), strict=True):
+            probabilities = result.trait_probabilities
+            best = int(np.argmax(probabilities))
+            label = ClassificationLabel(
+                label=self.model.labels[best],
+                score=float(probabilities[best]),
+                source=self.source,
+                control=self.model.task,
+            )
+            out.append(SpecimenLabels(width=image.original_width, height=image.original_height, labels=[label]))
+        return out
+
+
+SHEETNET_ADAPTERS: dict[str, type[SheetNetAdapter]] = {
+    "detect-nonvegetal": SheetNetDetectionAdapter,
+    "detect-organs": SheetNetDetectionAdapter,
+    "segment-plant": SheetNetSegmentationAdapter,
+    "classify-trait": SheetNetClassificationAdapter,
+}
+
 ADAPTERS: dict[str, type[Adapter]] = {
     "detect-nonvegetal": DetectionAdapter,
     "detect-organs": DetectionAdapter,
@@ -440,6 +584,6 @@ def adapter_for(model: LoadedModel, kind: str, conf: float = 0.25, prompter: Det
             raise ValueError(f"{model.ref}: a SAM checkpoint segments the plant only, not {kind!r}")
         return SamSegmentationAdapter(model, conf=conf, prompter=prompter)
     try:
-        return ADAPTERS[kind](model, conf=conf)
+        return (SHEETNET_ADAPTERS if model.is_sheetnet else ADAPTERS)[kind](model, conf=conf)
     except KeyError:
         raise ValueError(f"{model.ref}: no adapter for model kind {kind!r}") from None

@@ -27,6 +27,8 @@ from typing import Any
 from catalog.predictors import load_model
 from catalog.records import ModelInfo
 from catalog.registry import Catalog
+from catalog.sheetnet.spec import FRAMEWORK as SHEETNET
+from herbarium.barcodes import READER as BARCODE_READER
 from herbarium.imaging import ImageReadError, SpecimenImage
 from herbarium.labels import Label, LabelError, SpecimenLabels
 from herbarium.labels.labelstudio import as_labelstudio, from_labelstudio
@@ -69,6 +71,10 @@ class Assignment:
     def is_sam(self) -> bool:
         return self.model.framework == "sam"
 
+    @property
+    def reads_barcodes(self) -> bool:
+        return self.model.framework == SHEETNET and "barcode" in self.class_map
+
 
 def _ref(model: ModelInfo) -> str:
     return f"{model.name}@{model.production}"
@@ -85,7 +91,9 @@ class Plan:
     @property
     def model_refs(self) -> tuple[str, ...]:
         prompters = {_ref(a.prompter) for a in self.assignments if a.prompter is not None}
-        return tuple(sorted({a.ref for a in self.assignments} | prompters))
+        # A SheetNet's barcode boxes are read by zxing-cpp: the reader is a source of those predictions too.
+        readers = {BARCODE_READER for a in self.assignments if a.reads_barcodes}
+        return tuple(sorted({a.ref for a in self.assignments} | prompters | readers))
 
     @property
     def model_version(self) -> str:
