@@ -209,7 +209,8 @@ class Demo:
         from catalog.registry import Catalog
         from connectors.bootstrap import bootstrap_default_models
 
-        self.say(f"Default models ({self.settings.profile} profile): trained on generated sheets the first time")
+        where = "real sheets, composites and generated sheets" if self.settings.real_samples else "generated sheets"
+        self.say(f"Default models ({self.settings.profile} profile): trained on {where} the first time")
         report = bootstrap_default_models(
             Catalog.open(home=self.settings.home),
             self.root / "bootstrap",
@@ -218,7 +219,7 @@ class Demo:
         )
         self.state.models = {m.name: m.version for m in report.models}
         if report.real_plant_iou is not None:
-            self.say(f"  plant-mask IoU on the real sample sheets: {report.real_plant_iou:.3f}")
+            self.say(f"  on {report.real_sheets} held-out real sheets: plant-mask IoU {report.real_plant_iou:.3f}")
         for model in report.models:
             how = "cached" if model.cached else f"trained in {model.seconds:.0f} s"
             self.say(f"  {model.name}@{model.version} ({how})")

@@ -46,6 +46,7 @@ from catalog.errors import UnknownModelError
 from catalog.records import TrainingRunInfo, VersionInfo
 from catalog.registry import Catalog
 from catalog.schema import TrainingRun, utc_now
+from catalog.sheetnet.spec import FRAMEWORK as SHEETNET
 from catalog.tasks import CLASSIFY_TRAIT, label_set_for, resolve_task
 from connectors.review import reviewed_sheet
 from connectors.training import _METRIC_KEYS, BASE_MODELS, LOG_NAME, TrainingError, _logged_to, train_yolo
@@ -60,6 +61,7 @@ from connectors.training_data import (
 )
 from herbarium.labels import ClassificationLabel, LabelState
 from herbarium.taxonomy import LabelSet, normalise_label_name
+from training.sheetnet_retraining import SheetNetRetraining
 
 # The metric that decides promotion, per Ultralytics task (names as connectors.training records them).
 GATE_METRICS: Mapping[Kind, str] = {"detect": "mAP50-95", "segment": "mask_mAP50-95", "classify": "top1"}
@@ -89,6 +91,7 @@ class RetrainSettings:
     seed: int = 0
     margin: float = 0.0  # promote when candidate >= production - margin
     only_validated: bool = True  # keep sheets the expert marked "validated" (else every annotated sheet)
+    sheetnet: SheetNetRetraining = field(default_factory=SheetNetRetraining)  # when production is a SheetNet
     options: Mapping[str, Any] = field(
         default_factory=lambda: {"mosaic": 0.0, "warmup_epochs": 1, "val": False, "optimizer": "AdamW", "lr0": 0.001}
     )
@@ -416,6 +419,9 @@ def _run(
         spec = resolve_task(info.task)
         model_labels = info.labels
         production = catalog.version(model) if info.production is not None else None
+    if production is not None and production.framework == SHEETNET:
+        return _run_sheetnet(catalog, model, production, spec.task, specimens, settings, run_id, run_dir, log, step,
+                             changed_by)  # fmt: skip
     kind: Kind = spec.yolo_task  # type: ignore[assignment]
     label_set = label_set_for(spec, model_labels)
     metric = GATE_METRICS[kind]
@@ -467,40 +473,66 @@ def _run(
     step("evaluating the candidate and production on the same held-out split", 0.85)
     candidate_metrics = evaluate(trained.path, dataset, imgsz, settings.batch, log)
     production_metrics = evaluate(base, dataset, imgsz, settings.batch, log) if base is not None else {}
+    return _gate_and_register(
+        catalog, model, spec.task if kind != "classify" else f"{CLASSIFY_TRAIT}:{spec.task}", list(model_labels),
+        trained.path, metric, candidate_metrics, production_metrics, production, snapshot_id, settings.margin,
+        run_id, log, step, changed_by,
+    )  # fmt: skip
+
+
+def _gate_and_register(
+    catalog: Catalog,
+    model: str,
+    task: str,
+    labels: list[str],
+    weights: Path,
+    metric: str,
+    candidate_metrics: Mapping[str, float],
+    production_metrics: Mapping[str, float],
+    production: VersionInfo | None,
+    snapshot_id: str,
+    margin: float,
+    run_id: int,
+    log: Path,
+    step: Progress,
+    changed_by: str | None,
+) -> RetrainResult:
+    """The gate: register the candidate with both figures, promote it when not worse than production by ``margin``."""
     candidate_score = candidate_metrics.get(metric)
     production_score = production_metrics.get(metric)
     if candidate_score is None:
         raise RetrainingError(f"the evaluation gave no {metric} for the candidate")
     if production is not None and production_metrics:
         # Production's own record keeps its figure on this snapshot too, beside the candidate's.
-        catalog.record_metrics(model, production.version, production_metrics, dataset=snapshot_id)
-
+        catalog.record_metrics(model, production.version, dict(production_metrics), dataset=snapshot_id)
     if production is None:
         promote, reason = True, "first version of a new model"
     elif production_score is None:
         promote, reason = True, f"production gave no {metric} on the held-out split"
-    elif candidate_score >= production_score - settings.margin:
+    elif candidate_score >= production_score - margin:
         promote = True
-        reason = f"{metric} {candidate_score:.4f} >= production {production_score:.4f} - margin {settings.margin}"
+        reason = f"{metric} {candidate_score:.4f} >= production {production_score:.4f} - margin {margin}"
     else:
         promote = False
         reason = (
             f"{metric} {candidate_score:.4f} < production {production.ref} {production_score:.4f} "
-            f"- margin {settings.margin}: left in staging"
+            f"- margin {margin}: left in staging"
         )
     metrics: dict[str, Any] = {"dataset": snapshot_id, **candidate_metrics}
     metrics.update({f"production_{k}": v for k, v in production_metrics.items()})
     step(f"registering the candidate ({reason})", 0.95)
     registered = catalog.register(
         model,
-        task=spec.task if kind != "classify" else f"{CLASSIFY_TRAIT}:{spec.task}",
-        weights=trained.path,
-        labels=list(model_labels),
+        task=task,
+        weights=weights,
+        labels=labels,
         metrics=metrics,
         parent=production.version if production is not None else None,
         training_run_id=run_id,
         registered_by=changed_by or "plantai-retraining",
     )
+    if registered.framework == SHEETNET:  # backends serve a SheetNet through its ONNX sibling
+        catalog.export_onnx(model, registered.version)
     if promote:  # the one write that changes what backends serve
         catalog.promote(model, registered.version, changed_by=changed_by or "plantai-retraining")
     status = "promoted" if promote else "staged"
@@ -513,7 +545,7 @@ def _run(
         production=production.ref if production is not None else None,
         candidate_score=candidate_score,
         production_score=production_score,
-        margin=settings.margin,
+        margin=margin,
         reason=reason,
         snapshot=snapshot_id,
         log=str(log),
@@ -531,6 +563,49 @@ def _run(
     )
     step(f"done: {registered.ref} {status}", 1.0)
     return result
+
+
+def _run_sheetnet(
+    catalog: Catalog,
+    model: str,
+    production: VersionInfo,
+    task: str,
+    specimens: Sequence[Specimen],
+    settings: RetrainSettings,
+    run_id: int,
+    run_dir: Path,
+    log: Path,
+    step: Progress,
+    changed_by: str | None,
+) -> RetrainResult:
+    """A SheetNet production model: fine-tune its own file, gate on the same held-out sheets, as for YOLO."""
+    from training.sheetnet_retraining import retrain_sheetnet
+
+    sheetnet = settings.sheetnet
+    current = catalog.training_run(run_id)
+    parameters = {
+        **sheetnet.training.to_parameters(),
+        "val_fraction": sheetnet.val_fraction,
+        "seed": sheetnet.seed,
+        "margin": settings.margin,
+        "base": production.ref,
+    }
+    catalog.update_training_run(run_id, parameters={**current.parameters, **_flat(parameters)})
+    candidate = retrain_sheetnet(catalog.artefact_path(production), task, specimens, run_dir, sheetnet, step)
+    (run_dir / SNAPSHOT_FILE).write_text(
+        json.dumps({**candidate.snapshot, "id": candidate.snapshot_id}, indent=2), encoding="utf-8"
+    )
+    _set_snapshot(catalog, run_id, candidate.snapshot_id)
+    return _gate_and_register(
+        catalog, model, task, list(production.labels), candidate.path, candidate.metric, candidate.candidate_metrics,
+        candidate.production_metrics, production, candidate.snapshot_id, settings.margin, run_id, log, step,
+        changed_by,
+    )  # fmt: skip
+
+
+def _flat(values: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON-safe parameters: nested settings as JSON text."""
+    return {k: v if isinstance(v, str | int | float | bool) or v is None else json.dumps(v) for k, v in values.items()}
 
 
 def _set_snapshot(catalog: Catalog, run_id: int, snapshot_id: str) -> None:

@@ -105,7 +105,7 @@ def export_detection(
     """A YOLO detect data set of the boxes whose label resolves in ``label_set`` (e.g. NONVEGETAL, ORGANS)."""
 
     def labels(specimen: SpecimenLabels) -> str:
-        return as_yolo_detect(specimen.with_labels(_boxes(specimen, label_set)), label_set)
+        return as_yolo_detect(specimen.with_labels(boxes_of(specimen, label_set)), label_set)
 
     return _export_yolo("detect", specimens, Path(out_dir), label_set, labels, val_fraction, seed, max_side)
 
@@ -125,7 +125,7 @@ def export_segmentation(
         regions = [
             label
             for label in specimen.labels
-            if isinstance(label, MaskLabel | PolygonLabel) and _usable(label) and _resolves(label_set, label.label)
+            if isinstance(label, MaskLabel | PolygonLabel) and usable(label) and _resolves(label_set, label.label)
         ]
         return as_yolo_segment(specimen.with_labels(regions), label_set)
 
@@ -161,7 +161,7 @@ def export_classification(
         values = {
             label_set.resolve(label.label)
             for label in specimen.classifications
-            if label.control == trait and _usable(label)
+            if label.control == trait and usable(label)
         }
         if len(values) > 1:
             raise TrainingDataError(f"{path}: conflicting {trait} values {sorted(values)}")
@@ -213,7 +213,7 @@ def _export_yolo(
     return TrainingDataset(kind, root.resolve(), data_yaml, label_set, splits, snapshot)
 
 
-def _usable(label: Label) -> bool:
+def usable(label: Label) -> bool:
     # An expert's "this is wrong" must never become a training target.
     return label.state != LabelState.REJECTED
 
@@ -226,12 +226,12 @@ def _resolves(label_set: LabelSet, name: str) -> bool:
     return True
 
 
-def _boxes(specimen: SpecimenLabels, label_set: LabelSet) -> list[BoxLabel]:
+def boxes_of(specimen: SpecimenLabels, label_set: LabelSet) -> list[BoxLabel]:
     """Boxes of ``label_set``: their label resolves in it, and their control names no other box set."""
     return [
         box
         for box in specimen.boxes
-        if _usable(box)
+        if usable(box)
         and not (box.control in _BOX_SETS and box.control != label_set.name)
         and _resolves(label_set, box.label)
     ]

@@ -14,8 +14,6 @@ from typing import TextIO
 
 import click
 
-REPO_SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "herbarium-samples" / "plant-masks"
-
 
 def _stdout_for_json_only() -> TextIO:
     """The real stdout, for the JSON alone; file descriptor 1 then leads to stderr.
@@ -105,7 +103,7 @@ def demo(
         user_images=images,
         sheets=sheets,
         profile=profile,
-        real_samples=REPO_SAMPLES if REPO_SAMPLES.is_dir() else None,
+        real_samples=_samples_dir(),
         launch_app=not no_app,
         simulate_experts=simulate_experts,
         expert_sheets=expert_sheets,
@@ -160,3 +158,9 @@ def demo(
                 time.sleep(3600)
     finally:
         runner.stop()
+
+
+def _samples_dir() -> Path | None:
+    from herbarium.real_sheets import default_samples_dir
+
+    return default_samples_dir()
