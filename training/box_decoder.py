@@ -113,7 +113,9 @@ def train_box_decoder(
     decoder = net.boxes
     decoder.train()
     optimiser = torch.optim.AdamW(decoder.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    size = settings.window_cells * CELL
+    # Windows no larger than the smallest sheet's features (small input sides, tests): else none would fit.
+    cells = min(settings.window_cells, *(min(sheet.f32.shape[1:]) for sheet in cached))
+    size = cells * CELL
     blank = np.zeros((size, size, 3), np.uint8)
     total, step, started = settings.steps, 0, time.perf_counter()
     history: list[tuple[float, float]] = []
@@ -125,7 +127,7 @@ def train_box_decoder(
             crops: list[Crop] = []
             while len(crops) < settings.batch:
                 sheet = cached[int(rng.integers(len(cached)))]
-                window = _window(sheet, settings.window_cells, rng)
+                window = _window(sheet, cells, rng)
                 if window is None:
                     continue
                 offset = window[3].numpy().astype(np.float32)

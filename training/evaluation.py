@@ -45,7 +45,8 @@ class SheetFigures:
     fertile_predicted: bool | None = None
     fertile_probability: float | None = None
     barcodes: int = 0  # ground-truth barcodes on the sheet
-    barcodes_read: int = 0
+    barcodes_readable: int = 0  # of those, what zxing-cpp reads in the true box at full resolution
+    barcodes_read: int = 0  # of the readable ones, read in a predicted barcode box, same value
 
 
 @dataclass
@@ -159,13 +160,26 @@ def evaluate(
     fertile_majority: bool | None = None,
 ) -> RealSheetScores:
     """Every figure of ``runner`` on ``sheets`` (all held out from its training), sheet by sheet."""
+    return evaluate_folds([(runner, sheets)], box_thresholds, fertile_majority)
+
+
+def evaluate_folds(
+    folds: Sequence[tuple[SheetNetRunner, Sequence[RealSheet]]],
+    box_thresholds: Mapping[str, float] | None = None,
+    fertile_majority: bool | None = None,
+) -> RealSheetScores:
+    """Cross-validation: each fold's model on its own held-out sheets, every sheet's figures pooled.
+
+    Average precision is computed once over all sheets (not averaged over folds), as for one model.
+    """
     thresholds = {NONVEGETAL_TASK: 0.25, ORGANS_TASK: 0.25, **(box_thresholds or {})}
     scores = RealSheetScores()
     truths, predictions, knowns = [], [], []
     label_truth, label_predictions = [], []
     fertile_right: list[bool] = []
-    trait_names = runner.spec.trait_classes
-    for sheet in sheets:
+    sheets = [sheet for _, fold in folds for sheet in fold]
+    for runner, sheet in ((runner, sheet) for runner, fold in folds for sheet in fold):
+        trait_names = runner.spec.trait_classes
         predicted = predict_sheet(runner, sheet)
         figures = SheetFigures(sheet.name, sheet.collection)
         if sheet.plant_mask is not None and predicted.plant is not None:
@@ -181,6 +195,8 @@ def evaluate(
             figures.nonvegetal_recall50 = _recall(truth, predicted.boxes, known, NONVEGETAL_TASK, thresholds)
             figures.leaf_recall50 = _recall(truth, predicted.boxes, known, ORGANS_TASK, thresholds, only=LEAF)
             figures.barcodes = int((truth.classes == BARCODE).sum()) if known[BARCODE] else 0
+            if figures.barcodes:
+                figures.barcodes_readable, figures.barcodes_read = _barcodes(sheet, truth, predicted.boxes)
         if sheet.main_label is not None:
             label_truth.append(SheetBoxes(np.asarray([sheet.main_label], np.float32), np.array([LABEL])))
             label_predictions.append(_touching_main_label(predicted.boxes, sheet.main_label))
@@ -230,6 +246,25 @@ def _recall(
         if same.any() and float(box_iou(truth.boxes[i : i + 1], predicted.boxes[same]).max()) >= 0.5:
             found += 1
     return found / len(wanted)
+
+
+def _barcodes(sheet: RealSheet, truth: SheetBoxes, predicted: SheetBoxes) -> tuple[int, int]:
+    """(true barcodes readable in their own box at full resolution, those read the same in a predicted box)."""
+    from herbarium.barcodes import read_in_box
+
+    full = read_image(sheet.image).image
+    found = [
+        tuple(float(v) for v in b) for b, c in zip(predicted.boxes, predicted.classes, strict=True) if c == BARCODE
+    ]
+    readable = read = 0
+    for box in truth.boxes[truth.classes == BARCODE]:
+        expected = read_in_box(full, (float(box[0]), float(box[1]), float(box[2]), float(box[3])))
+        if expected is None:
+            continue
+        readable += 1
+        values = [read_in_box(full, (b[0], b[1], b[2], b[3])) for b in found]
+        read += any(v is not None and v.text == expected.text for v in values)
+    return readable, read
 
 
 def _touching_main_label(predicted: SheetBoxes, main: tuple[float, float, float, float]) -> SheetBoxes:

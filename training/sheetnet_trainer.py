@@ -76,7 +76,7 @@ class SheetNetTraining:
     seconds: float | None = None  # a time budget: the schedule is shortened to fit it (timed on the first steps)
     # Share of crops drawn from each pool; pools without sheets give their share to the others.
     pool_weights: Mapping[str, float] = field(
-        default_factory=lambda: {"real": 0.35, "real-masks": 0.15, "composite": 0.3, "synthetic": 0.2}
+        default_factory=lambda: {"real": 0.3, "real-masks": 0.25, "composite": 0.25, "synthetic": 0.2}
     )
     augment: Augment = field(default_factory=Augment)
     plant_weight: float = 1.0
