@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalog.errors import CatalogError
 from catalog.predictors import SCORE_THRESHOLD_METRIC
@@ -42,6 +42,11 @@ from herbarium.real_sheets import ANNOTATIONS_DIR, RealSheet, load_real_sheets
 from training.box_decoder import BoxDecoderTraining
 from training.pools import PoolSizes
 from training.sheetnet_trainer import SheetNetTraining, Window
+
+if TYPE_CHECKING:
+    from catalog.sheetnet.network import SheetNet
+    from training.pools import Pools
+    from training.sheetnet_trainer import TrainingOutcome
 
 HELD_OUT_SEED = 1_000_000  # generated held-out sheets: seeds no training sheet uses
 REAL_HELD_OUT_EVERY = 4  # every 4th real sheet of a collection measures the model and never trains it
@@ -83,8 +88,8 @@ class Profile:
     pools: PoolSizes
     training: SheetNetTraining  # the whole network on crops: the mask, the encoder, the box heads' start
     boxes: BoxDecoderTraining  # then the box decoder alone, on cached encoder features
-    # Score thresholds the backends use (a version's ``score_threshold``): chosen by cross-validation on real
-    # sheets in bench/real_sheets.py, where the F1 of each task peaked.
+    # Score thresholds the backends use (a version's ``score_threshold``), set by eye on one fold's held-out
+    # real sheets; the figures in bench/real_sheets.py (average precision) do not depend on them.
     thresholds: Mapping[str, float] = field(
         default_factory=lambda: {"detect-nonvegetal": 0.3, "detect-organs": 0.25, "segment-plant": 0.5}
     )
@@ -303,36 +308,19 @@ def _train_and_register(
     from catalog.sheetnet import network
     from catalog.sheetnet.runtime import SheetNetRunner
     from herbarium.synth import generate_sheet
-    from training.box_decoder import cache_features, train_box_decoder
     from training.evaluation import evaluate, evaluate_sheets
-    from training.pools import build_pools
-    from training.sheetnet_trainer import fit_trait_head, train_sheetnet
     from training.sheets import from_synthetic, generated_size
 
     spec = _spec(profile)
-    with _timed("sheets", stage_seconds):
-        pools = build_pools(training_real, spec, profile.pools, seed=0, progress=lambda d, t: progress("sheets", d, t))
+    trained = train_default_sheetnet(profile, training_real, progress, stage_seconds)
+    with _timed("held-out", stage_seconds):
         width, height = generated_size(spec)
         held_out = []
         for i in range(profile.held_out):
             sheet = generate_sheet(HELD_OUT_SEED + i, width, height)
             held_out.append(from_synthetic(sheet, spec, f"held-out-{i}"))
             progress("held-out", i + 1, profile.held_out)
-    with _timed("train", stage_seconds):
-        outcome = train_sheetnet(pools.crops(), spec, profile.training, progress=lambda d, t: progress("train", d, t))
-    with _timed("train boxes", stage_seconds):
-        crop_pools = pools.crops()
-        box_sheets = [sheet for pool in crop_pools.values() for sheet in pool]
-        cached = cache_features(
-            outcome.net, box_sheets, profile.boxes, progress=lambda d, t: progress("features", d, t)
-        )
-        box_losses = train_box_decoder(
-            outcome.net, cached, profile.boxes, progress=lambda d, t: progress("train boxes", d, t)
-        )
-    with _timed("trait", stage_seconds):
-        progress("trait", 0, 1)
-        trait_sheets, trait_counts = fit_trait_head(outcome.net, pools.trait)
-        progress("trait", 1, 1)
+    outcome, pools = trained.outcome, trained.pools
     with _timed("evaluate", stage_seconds):
         runner = SheetNetRunner.from_network(outcome.net)
         steps = 2 if held_out_real else 1
@@ -351,17 +339,17 @@ def _train_and_register(
         "iterations_run": outcome.iterations,
         "training_seconds": round(outcome.seconds, 1),
         **{f"box_{k}": v for k, v in asdict(profile.boxes).items() if isinstance(v, str | int | float | bool)},
-        "box_feature_windows": len(cached),
+        "box_feature_windows": trained.feature_windows,
         **{
             f"final_loss_{k}": round(v, 4)
-            for k, v in {**outcome.losses, **{f"boxes_{k}": v for k, v in box_losses.items()}}.items()
+            for k, v in {**outcome.losses, **{f"boxes_{k}": v for k, v in trained.box_losses.items()}}.items()
         },
         "input_side": spec.input_side,
         "real_training_sheets": len(training_real),
         "real_held_out_sheets": len(held_out_real),
         **{f"pool_{k}": v for k, v in pools.counts().items()},
-        "trait_sheets": trait_sheets,
-        **{f"trait_sheets_{k}": v for k, v in trait_counts.items()},
+        "trait_sheets": trained.trait_sheets,
+        **{f"trait_sheets_{k}": v for k, v in trained.trait_counts.items()},
         "base_weights": json.dumps(dict(spec.encoder_origin), sort_keys=True),
     }
     versions: dict[str, VersionInfo] = {}
@@ -379,6 +367,54 @@ def _train_and_register(
             versions[plan.name] = catalog.version(plan.name, version.version)
             progress("register", k + 1, len(missing))
     return versions
+
+
+@dataclass(frozen=True)
+class TrainedSheetNet:
+    """A SheetNet trained by the bootstrap's recipe, and what it learned from."""
+
+    outcome: TrainingOutcome
+    pools: Pools
+    feature_windows: int
+    box_losses: Mapping[str, float]
+    trait_sheets: int
+    trait_counts: Mapping[str, int]
+
+    @property
+    def net(self) -> SheetNet:
+        return self.outcome.net
+
+
+def train_default_sheetnet(
+    profile: Profile,
+    training_real: Sequence[RealSheet],
+    progress: Progress | None = None,
+    stage_seconds: dict[str, float] | None = None,
+) -> TrainedSheetNet:
+    """The bootstrap's recipe: the whole network on crops, then the box decoder on cached features, then the
+    trait probe. ``training_real`` are the real sheets it may learn from (bench/real_sheets.py gives it folds)."""
+    from training.box_decoder import cache_features, train_box_decoder
+    from training.pools import build_pools
+    from training.sheetnet_trainer import fit_trait_head, train_sheetnet
+
+    report: Progress = progress or (lambda stage, done, total: None)
+    seconds: dict[str, float] = stage_seconds if stage_seconds is not None else {}
+    spec = _spec(profile)
+    with _timed("sheets", seconds):
+        pools = build_pools(training_real, spec, profile.pools, seed=0, progress=lambda d, t: report("sheets", d, t))
+    with _timed("train", seconds):
+        outcome = train_sheetnet(pools.crops(), spec, profile.training, progress=lambda d, t: report("train", d, t))
+    with _timed("train boxes", seconds):
+        box_sheets = [sheet for pool in pools.crops().values() for sheet in pool]
+        cached = cache_features(outcome.net, box_sheets, profile.boxes, progress=lambda d, t: report("features", d, t))
+        box_losses = train_box_decoder(
+            outcome.net, cached, profile.boxes, progress=lambda d, t: report("train boxes", d, t)
+        )
+    with _timed("trait", seconds):
+        report("trait", 0, 1)
+        trait_sheets, trait_counts = fit_trait_head(outcome.net, pools.trait)
+        report("trait", 1, 1)
+    return TrainedSheetNet(outcome, pools, len(cached), box_losses, trait_sheets, trait_counts)
 
 
 def _majority_fertile(sheets: Sequence[RealSheet]) -> bool | None:
