@@ -71,12 +71,22 @@ def _interleaved_seconds(runs: int, **contenders: Callable[[], object]) -> dict[
     return timings
 
 
-def _write_sheet(path: Path) -> None:
+def write_sheet(root: Path) -> tuple[Path, Path]:
+    """The generated 68-Mpx JPEG under ``root/files/sheets/``; (document root, sheet path). Says its size."""
     from herbarium.synth import generate_sheet
 
+    document_root = root / "files"
+    path = document_root / "sheets" / "sheet.jpg"
     path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     sheet = generate_sheet(seed=2026, width=SHEET_SIZE[0], height=SHEET_SIZE[1])
     sheet.image.save(path, format="JPEG", quality=JPEG_QUALITY)
+    print(
+        f"sheet: {SHEET_SIZE[0]}x{SHEET_SIZE[1]} JPEG q{JPEG_QUALITY}, "
+        f"{path.stat().st_size / 1e6:.1f} MB ({time.perf_counter() - started:.1f} s to generate)",
+        flush=True,
+    )
+    return document_root, path
 
 
 def _register_detector(root: Path) -> tuple[Path, Path, str]:
@@ -164,15 +174,7 @@ def main() -> None:
         from connectors.local_labelstudio import LABEL_STUDIO_VERSION, LabelStudioServer, LocalLabelStudio
         from herbarium.imaging import read_image
 
-        document_root = root / "files"
-        sheet_path = document_root / "sheets" / "sheet.jpg"
-        started = time.perf_counter()
-        _write_sheet(sheet_path)
-        print(
-            f"sheet: {SHEET_SIZE[0]}x{SHEET_SIZE[1]} JPEG q{JPEG_QUALITY}, "
-            f"{sheet_path.stat().st_size / 1e6:.1f} MB ({time.perf_counter() - started:.1f} s to generate)",
-            flush=True,
-        )
+        document_root, sheet_path = write_sheet(root)
         pt_path, onnx_path, ref = _register_detector(root)
         print(f"model: {ref} (untrained yolo11n, imgsz {IMGSZ}); ONNX sibling {onnx_path.name}", flush=True)
 

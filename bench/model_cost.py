@@ -31,7 +31,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -39,12 +38,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/, for backend_speed
 from backend_speed import (
-    JPEG_QUALITY,
-    SHEET_SIZE,
     _interleaved_seconds,
     _private_environment,
     _server_predict_seconds,
-    _write_sheet,
+    write_sheet,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -155,15 +152,7 @@ def main() -> None:
         from connectors.bootstrap import MODEL_NAMES, MODELS
         from connectors.label_config import review_config
 
-        document_root = root / "files"
-        sheet_path = document_root / "sheets" / "sheet.jpg"
-        started = time.perf_counter()
-        _write_sheet(sheet_path)
-        print(
-            f"sheet: {SHEET_SIZE[0]}x{SHEET_SIZE[1]} JPEG q{JPEG_QUALITY}, "
-            f"{sheet_path.stat().st_size / 1e6:.1f} MB ({time.perf_counter() - started:.1f} s to generate)",
-            flush=True,
-        )
+        document_root, _ = write_sheet(root)
         homes = {"today": root / "home-today", "ours": root / "home-ours"}
         with Catalog.open(home=homes["today"]) as catalog:
             print("(a) today:", "; ".join(_register_today(catalog, root)), flush=True)

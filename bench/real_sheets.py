@@ -19,7 +19,7 @@ Trained folds are kept under ``--out`` and reused by a rerun with the same setti
 ``RESULT plant_iou=<x> nonveg_map50=<y> leaf_ap50=<z> label_ap50=<l> fertile_acc=<f>
 barcode_read=<k>/<n> loop_gain=<g>``; the full per-sheet table goes to ``<out>/real_sheets.json``.
 
-    python bench/real_sheets.py [--folds 3] [--profile demo] [--samples DIR] [--out DIR] [--no-loop]
+    python bench/real_sheets.py [--folds 3] [--profile demo] [--samples DIR] [--out DIR] [--no-loop] [--floor]
 """
 
 from __future__ import annotations
@@ -98,11 +98,14 @@ def _prior_boxes(training: Sequence[RealSheet]) -> dict[int, np.ndarray[Any, Any
     return {c: np.median(np.asarray(v), axis=0) for c, v in shares.items()}
 
 
-def _baseline_boxes(folds: Sequence[Sequence[RealSheet]], sheets: Sequence[RealSheet]) -> dict[str, float]:
-    """AP50 of the trivial detector: one box per class at the class's median place, on every held-out sheet."""
+def _baseline_boxes(
+    folds: Sequence[Sequence[RealSheet]], sheets: Sequence[RealSheet], floor: bool = False
+) -> dict[str, float]:
+    """AP50 of the trivial detector: one box per class at the class's median place, on every held-out sheet
+    (the median over the other folds' sheets; over all sheets for the floor, which has no training sheets)."""
     truths, predictions, knowns = [], [], []
     for fold in folds:
-        prior = _prior_boxes([s for s in sheets if s not in fold])
+        prior = _prior_boxes(sheets if floor else [s for s in sheets if s not in fold])
         for sheet in fold:
             if sheet.boxes is None:
                 continue
@@ -195,27 +198,33 @@ def main() -> None:
     parser.add_argument("--samples", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / ".cache" / "bench-real-sheets")
     parser.add_argument("--no-loop", action="store_true", help="skip the Label Studio correction round")
+    parser.add_argument(
+        "--floor", action="store_true",
+        help="what PlantAI reaches without the real sheets: one model trained on generated sheets only, measured on "
+        "every real sheet (no folds, no loop)",
+    )  # fmt: skip
     args = parser.parse_args()
     samples = args.samples or default_samples_dir()
     sheets = load_real_sheets(samples)
     if samples is None or not sheets:
         sys.exit("no real sample sheets: give --samples or set PLANTAI_REAL_SAMPLES")
     profile = PROFILES[args.profile]
-    out = args.out / f"{args.profile}-k{args.folds}"
+    out = args.out / (f"{args.profile}-floor" if args.floor else f"{args.profile}-k{args.folds}")
     out.mkdir(parents=True, exist_ok=True)
-    folds = folds_of(sheets, args.folds)
+    folds = [list(sheets)] if args.floor else folds_of(sheets, args.folds)
     paths = []
     for k, fold in enumerate(folds):
-        print(f"fold {k + 1}/{args.folds}: {len(fold)} held-out sheets, {len(sheets) - len(fold)} others", flush=True)
+        training = [] if args.floor else [s for s in sheets if s not in fold]
+        print(f"fold {k + 1}/{len(folds)}: {len(fold)} held-out, {len(training)} real training sheets", flush=True)
         paths.append(out / f"fold-{k}.safetensors")
-        _fold_model(profile, [s for s in sheets if s not in fold], paths[-1])
+        _fold_model(profile, training, paths[-1])
     runners = [SheetNetRunner.open(path, "sheetnet") for path in paths]
     print("measuring every sheet with the model that did not see it", flush=True)
     scores = evaluate_folds(
         list(zip(runners, folds, strict=True)), dict(profile.thresholds), fertile_majority=_majority_fertile(sheets)
     )
     _print_sheets(scores)
-    baseline = _baseline_boxes(folds, sheets)
+    baseline = _baseline_boxes(folds, sheets, args.floor)
     assert scores.nonvegetal is not None
     assert scores.organs is not None
     barcodes = sum(s.barcodes for s in scores.sheets)
@@ -232,14 +241,17 @@ def main() -> None:
     print(f"fertile accuracy {scores.fertile_accuracy:.3f}  (majority class {scores.fertile_baseline:.3f})")
     print(f"barcodes: {barcodes} boxed, {readable} readable in their true box at full resolution, {read} read")
     loop: dict[str, Any] = {}
-    if not args.no_loop:
+    if not (args.no_loop or args.floor):
         print("correction round on fold 1's sheets", flush=True)
         with tempfile.TemporaryDirectory(prefix="plantai-loop-") as work:
             os.environ["PLANTAI_HOME"] = str(Path(work) / "home")
             loop = correction_round(paths[0], folds[0], Path(samples).resolve(), Path(work))
         print(f"  {loop['status']}: non-vegetal mAP50 on {len(loop['measured'])} other sheets "
               f"{loop['v1_nonvegetal_mAP50']:.3f} -> {loop['v2_nonvegetal_mAP50']:.3f}")  # fmt: skip
-    report = {"profile": args.profile, "folds": args.folds, **scores.to_dict(), "baseline": baseline, "loop": loop}
+    report = {
+        "profile": args.profile, "folds": 0 if args.floor else args.folds, **scores.to_dict(), "baseline": baseline,
+        "loop": loop,
+    }  # fmt: skip
     (out / "real_sheets.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     gain = f"{loop['gain']:.3f}" if loop else "nan"
     print(

@@ -145,6 +145,28 @@ def _exported_imgsz(path: str) -> Any:
         return None
 
 
+def _box_labels(
+    image: SpecimenImage,
+    xyxy: Sequence[Sequence[float]],
+    classes: Sequence[int],
+    scores: Sequence[float],
+    names: Sequence[str],
+    source: str,
+) -> list[BoxLabel]:
+    """Boxes in the decoded picture's pixels → BoxLabels in the original image's frame, clipped to it."""
+    labels: list[BoxLabel] = []
+    for (x1, y1, x2, y2), cls, score in zip(xyxy, classes, scores, strict=True):
+        x, y, w, h = _clip_box(
+            x1 / image.scale, y1 / image.scale, x2 / image.scale, y2 / image.scale,
+            image.original_width, image.original_height,
+        )  # fmt: skip
+        if w > 0 and h > 0:
+            labels.append(
+                BoxLabel(label=names[int(cls)], x=x, y=y, width=w, height=h, score=float(score), source=source)
+            )
+    return labels
+
+
 def _clip_box(x1: float, y1: float, x2: float, y2: float, width: int, height: int) -> tuple[float, float, float, float]:
     x1, x2 = min(max(x1, 0.0), width), min(max(x2, 0.0), width)
     y1, y2 = min(max(y1, 0.0), height), min(max(y2, 0.0), height)
@@ -166,15 +188,7 @@ class DetectionAdapter(Adapter):
             raw = [self._tiled(im.image, tiling) for im in images]
         out: list[SpecimenLabels] = []
         for image, (xyxy, classes, scores) in zip(images, raw, strict=True):
-            labels: list[Label] = []
-            for (x1, y1, x2, y2), cls, score in zip(xyxy, classes, scores, strict=True):
-                x, y, w, h = _clip_box(
-                    x1 / image.scale, y1 / image.scale, x2 / image.scale, y2 / image.scale,
-                    image.original_width, image.original_height,
-                )  # fmt: skip
-                if w > 0 and h > 0:
-                    label = self.model.labels[int(cls)]
-                    labels.append(BoxLabel(label=label, x=x, y=y, width=w, height=h, score=score, source=self.source))
+            labels: list[Label] = [*_box_labels(image, xyxy, classes, scores, self.model.labels, self.source)]
             out.append(SpecimenLabels(width=image.original_width, height=image.original_height, labels=labels))
         return out
 
@@ -440,15 +454,9 @@ class SheetNetDetectionAdapter(SheetNetAdapter):
         out: list[SpecimenLabels] = []
         for image, result in zip(images, self._results(images), strict=True):
             xyxy, classes, scores = result.boxes(self.model.task, self.conf)
-            labels: list[BoxLabel] = []
-            for (x1, y1, x2, y2), cls, score in zip(xyxy.tolist(), classes.tolist(), scores.tolist(), strict=True):
-                x, y, w, h = _clip_box(
-                    x1 / image.scale, y1 / image.scale, x2 / image.scale, y2 / image.scale,
-                    image.original_width, image.original_height,
-                )  # fmt: skip
-                if w > 0 and h > 0:
-                    label = self.model.labels[int(cls)]
-                    labels.append(BoxLabel(label=label, x=x, y=y, width=w, height=h, score=score, source=self.source))
+            labels = _box_labels(
+                image, xyxy.tolist(), classes.tolist(), scores.tolist(), self.model.labels, self.source
+            )
             if any(label.label == BARCODE for label in labels):
                 labels = _with_barcode_values(image, labels)
             out.append(SpecimenLabels(width=image.original_width, height=image.original_height, labels=list(labels)))

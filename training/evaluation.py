@@ -89,8 +89,13 @@ class RealSheetScores:
         }
 
 
-def predict_sheet(runner: SheetNetRunner, sheet: RealSheet, threshold: float = 0.5) -> Predictions:
-    """Run ``runner`` on ``sheet`` as a backend would; boxes of both detection tasks at a low threshold."""
+def predict_sheet(
+    runner: SheetNetRunner, sheet: RealSheet, threshold: float = 0.5, plant: bool | None = None
+) -> Predictions:
+    """Run ``runner`` on ``sheet`` as a backend would; boxes of both detection tasks at a low threshold.
+
+    The plant mask (at full resolution) is made when ``plant`` says so, by default when the sheet has a true one.
+    """
     picture = read_image(sheet.image, max_side=runner.spec.input_side)
     result = runner.run(picture.image)
     scale = picture.scale
@@ -103,14 +108,14 @@ def predict_sheet(runner: SheetNetRunner, sheet: RealSheet, threshold: float = 0
         np.concatenate([p[1] for p in parts]).astype(np.int64),
         np.concatenate([p[2] for p in parts]).astype(np.float32),
     )
-    plant = None
-    if sheet.plant_mask is not None:
+    mask = None
+    if sheet.plant_mask is not None if plant is None else plant:
         import cv2
 
         logit = float(np.log(threshold / (1 - threshold)))
         full = cv2.resize(result.plant_logits, (picture.original_width, picture.original_height))
-        plant = full > logit
-    return Predictions(boxes, plant, result.trait_probabilities)
+        mask = full > logit
+    return Predictions(boxes, mask, result.trait_probabilities)
 
 
 def paper_threshold_mask(path: Any) -> BoolMask:
