@@ -13,8 +13,8 @@ from training.sheetnet_trainer import (
     SheetNetTraining,
     SheetNetTrainingError,
     Window,
-    step_losses,
     fit_trait_head,
+    step_losses,
     train_sheetnet,
     trait_features,
 )
