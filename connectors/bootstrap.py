@@ -46,7 +46,7 @@ from training.sheetnet_trainer import SheetNetTraining, Window
 if TYPE_CHECKING:
     from catalog.sheetnet.network import SheetNet
     from training.pools import Pools
-    from training.sheetnet_trainer import TrainingOutcome
+    from training.sheetnet_trainer import TrainingOutcome, TraitFit
 
 HELD_OUT_SEED = 1_000_000  # generated held-out sheets: seeds no training sheet uses
 REAL_HELD_OUT_EVERY = 4  # every 4th real sheet of a collection measures the model and never trains it
@@ -348,8 +348,11 @@ def _train_and_register(
         "real_training_sheets": len(training_real),
         "real_held_out_sheets": len(held_out_real),
         **{f"pool_{k}": v for k, v in pools.counts().items()},
-        "trait_sheets": trained.trait_sheets,
-        **{f"trait_sheets_{k}": v for k, v in trained.trait_counts.items()},
+        "trait_sheets": trained.trait.sheets,
+        **{f"trait_sheets_{k}": v for k, v in trained.trait.per_class.items()},
+        "trait_probe_accuracy": round(trained.trait.probe_accuracy, 4),
+        "trait_prior_accuracy": round(trained.trait.prior_accuracy, 4),
+        "trait_head": "class prior" if trained.trait.uses_prior else "linear probe",
         "base_weights": json.dumps(dict(spec.encoder_origin), sort_keys=True),
     }
     versions: dict[str, VersionInfo] = {}
@@ -377,8 +380,7 @@ class TrainedSheetNet:
     pools: Pools
     feature_windows: int
     box_losses: Mapping[str, float]
-    trait_sheets: int
-    trait_counts: Mapping[str, int]
+    trait: TraitFit
 
     @property
     def net(self) -> SheetNet:
@@ -412,9 +414,9 @@ def train_default_sheetnet(
         )
     with _timed("trait", seconds):
         report("trait", 0, 1)
-        trait_sheets, trait_counts = fit_trait_head(outcome.net, pools.trait)
+        trait = fit_trait_head(outcome.net, pools.trait)
         report("trait", 1, 1)
-    return TrainedSheetNet(outcome, pools, len(cached), box_losses, trait_sheets, trait_counts)
+    return TrainedSheetNet(outcome, pools, len(cached), box_losses, trait)
 
 
 def _majority_fertile(sheets: Sequence[RealSheet]) -> bool | None:

@@ -227,13 +227,23 @@ def distance_loss(output: torch.Tensor, target: torch.Tensor, weight: torch.Tens
     return (functional.l1_loss(output, target, reduction="none") * weight).sum() / objects
 
 
-def fit_trait_head(
-    net: SheetNet, sheets: Sequence[TrainingSheet], steps: int = 300, seed: int = 0
-) -> tuple[int, dict[str, int]]:
+@dataclass(frozen=True)
+class TraitFit:
+    """What the trait head learned from, and whether it beat the class prior on sheets it did not see."""
+
+    sheets: int
+    per_class: Mapping[str, int]
+    probe_accuracy: float  # cross-validated (3 folds), on the real sheets when there are any
+    prior_accuracy: float  # the majority class's rate on those same sheets
+    uses_prior: bool  # the probe did not beat the prior: the head answers the class prior on every sheet
+
+
+def fit_trait_head(net: SheetNet, sheets: Sequence[TrainingSheet], steps: int = 300, seed: int = 0) -> TraitFit:
     """Fit the trait head, a linear layer, on whole sheets whose trait is known; the rest of the net is untouched.
 
-    Classes are weighted by inverse frequency: a rare class is not drowned by the common one.
-    Returns how many sheets it learned from, per class.
+    Classes are weighted by inverse frequency: a rare class is not drowned by the common one. A probe that
+    does not beat the majority class on sheets it did not see (3-fold cross-validation, on real sheets when
+    there are some) would be worse than no model: the head then answers the class prior on every sheet.
     """
     known = [sheet for sheet in sheets if sheet.trait != NO_TRAIT]
     if not known:
@@ -241,10 +251,42 @@ def fit_trait_head(
     torch.manual_seed(seed)
     features = trait_features(net, [sheet.image for sheet in known])
     labels = torch.tensor([sheet.trait for sheet in known])
-    counts = torch.bincount(labels, minlength=len(net.spec.trait_classes)).float()
+    classes = len(net.spec.trait_classes)
+    counts = torch.bincount(labels, minlength=classes).float()
+    judged = torch.tensor([sheet.origin == "real" for sheet in known])
+    if not bool(judged.any()):
+        judged = torch.ones(len(known), dtype=torch.bool)
+    fold = torch.randperm(len(known), generator=torch.Generator().manual_seed(seed)) % 3
+    right = 0
+    for k in range(3):
+        test = (fold == k) & judged
+        if bool(test.any()) and bool((fold != k).any()):
+            weight, bias = _probe(features[fold != k], labels[fold != k], classes, steps)
+            right += int(((features[test] @ weight.T + bias).argmax(1) == labels[test]).sum())
+    judged_counts = torch.bincount(labels[judged], minlength=classes).float()
+    probe_accuracy = right / int(judged.sum())
+    prior_accuracy = float(judged_counts.max() / judged_counts.sum())
+    uses_prior = probe_accuracy <= prior_accuracy
+    if uses_prior:
+        weight = torch.zeros(classes, features.shape[1])
+        bias = torch.log(judged_counts.clamp(min=0.5) / judged_counts.sum())
+    else:
+        weight, bias = _probe(features, labels, classes, steps)
+    with torch.no_grad():
+        net.trait.weight.copy_(weight)
+        net.trait.bias.copy_(bias)
+    names = net.spec.trait_classes
+    return TraitFit(
+        len(known), {names[i]: int(counts[i]) for i in range(classes)}, probe_accuracy, prior_accuracy, uses_prior
+    )
+
+
+def _probe(features: torch.Tensor, labels: torch.Tensor, classes: int, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A class-balanced linear probe on standardised features, folded back onto the raw features: (weight, bias)."""
+    counts = torch.bincount(labels, minlength=classes).float()
     class_weights = torch.where(counts > 0, counts.sum() / (counts.clamp(min=1) * (counts > 0).sum()), 0.0)
     mean, std = features.mean(0, keepdim=True), features.std(0, keepdim=True).clamp(min=1e-3)
-    head = torch.nn.Linear(features.shape[1], len(net.spec.trait_classes))
+    head = torch.nn.Linear(features.shape[1], classes)
     optimiser = torch.optim.AdamW(head.parameters(), lr=0.01, weight_decay=0.05)
     normalised = (features - mean) / std
     for _ in range(steps):
@@ -254,10 +296,7 @@ def fit_trait_head(
         optimiser.step()
     with torch.no_grad():  # fold the normalisation into the layer the network carries
         weight = head.weight / std
-        net.trait.weight.copy_(weight)
-        net.trait.bias.copy_(head.bias - (weight * mean).sum(1))
-    names = net.spec.trait_classes
-    return len(known), {names[i]: int(counts[i]) for i in range(len(names))}
+        return weight, head.bias - (weight * mean).sum(1)
 
 
 def trait_features(net: SheetNet, images: Sequence[np.ndarray[Any, Any]]) -> torch.Tensor:

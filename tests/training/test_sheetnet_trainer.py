@@ -67,15 +67,47 @@ def test_a_time_budget_shortens_the_schedule(sheets: list[TrainingSheet]) -> Non
     assert outcome.seconds < 30
 
 
-def test_the_trait_head_learns_the_traits_of_whole_sheets(sheets: list[TrainingSheet]) -> None:
+def _coloured_sheets(colours: list[tuple[int, int, int]], traits: list[int], origin: str) -> list[TrainingSheet]:
+    rng = np.random.default_rng(0)
+    out = []
+    for i, (colour, trait) in enumerate(zip(colours, traits, strict=True)):
+        image = np.clip(np.full((160, 112, 3), colour, np.float32) + rng.normal(0, 20, (160, 112, 3)), 0, 255)
+        out.append(
+            TrainingSheet(
+                f"c{i}", origin, image.astype(np.uint8), None, np.zeros((0, 4), np.float32), np.zeros(0, np.int64),
+                np.zeros(12, bool), trait,
+            )
+        )  # fmt: skip
+    return out
+
+
+def test_the_trait_head_learns_a_trait_the_sheets_show() -> None:
     net = network.build(SPEC, pretrained=True)
-    count, per_class = fit_trait_head(net, sheets, steps=200)
-    assert count == len(sheets)
-    assert sum(per_class.values()) == len(sheets)
+    palette = [(200, 40, 40), (40, 60, 200), (40, 170, 60)]  # one colour per class: a linear probe separates them
+    sheets = _coloured_sheets([palette[i % 3] for i in range(12)], [i % 3 for i in range(12)], "real")
+    fit = fit_trait_head(net, sheets, steps=200)
+    assert fit.sheets == 12
+    assert sum(fit.per_class.values()) == 12
+    assert not fit.uses_prior
+    assert fit.probe_accuracy > fit.prior_accuracy
     features = trait_features(net, [s.image for s in sheets])
     with torch.no_grad():
         predicted = net.trait(features).argmax(1).tolist()
-    assert predicted == [s.trait for s in sheets]  # six sheets, a linear layer on 332 features: it fits them
+    assert predicted == [s.trait for s in sheets]
+
+
+def test_a_trait_the_sheets_do_not_show_falls_back_to_the_class_prior() -> None:
+    net = network.build(SPEC, pretrained=True)
+    # The same grey on every sheet, two thirds of them class 2: nothing to learn, the majority is the answer.
+    sheets = _coloured_sheets([(128, 128, 128)] * 12, [2, 2, 0, 2, 2, 1, 2, 2, 0, 2, 2, 1], "real")
+    fit = fit_trait_head(net, sheets, steps=200)
+    assert fit.uses_prior
+    assert fit.prior_accuracy == pytest.approx(8 / 12)
+    features = trait_features(net, [s.image for s in sheets])
+    with torch.no_grad():
+        probabilities = net.trait(features).softmax(1)
+    assert probabilities.argmax(1).tolist() == [2] * 12
+    np.testing.assert_allclose(probabilities[0].numpy(), [2 / 12, 2 / 12, 8 / 12], atol=1e-5)
 
 
 def test_training_without_sheets_says_so() -> None:
