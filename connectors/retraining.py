@@ -753,9 +753,11 @@ def compare_versions(
     agreement in the App, and the summary (F1 of matched boxes, or the share of equal classes)
     is stored in ``dataset.info["plantai_versions"]`` and returned.
     """
-    import fiftyone as fo
-
     from catalog.predictors import load_model
+    from catalog.tasks import resolve_task
+    from herbarium.imaging import read_image
+    from herbarium.labels.fiftyone import as_fiftyone
+    from ml_backends.adapters import adapter_for
 
     refs = (f"{model}@{old}", f"{model}@{new}")
     fields = tuple(version_field(ref) for ref in refs)
@@ -764,32 +766,24 @@ def compare_versions(
     kind = ""
     for ref, name in zip(refs, fields, strict=True):
         loaded = load_model(ref, catalog)
+        kind = resolve_task(loaded.task).kind
+        adapter = adapter_for(loaded, kind, conf=conf)  # as the backends predict, whatever the framework
         values: list[Any] = []
         for path in paths:
-            [result] = loaded.predict(path, conf=conf)
-            kind = str(loaded.model.task)
-            if kind == "classify":
-                top = int(result.probs.top1)
-                values.append(fo.Classification(label=str(result.names[top]), confidence=float(result.probs.top1conf)))
-                continue
-            detections = [
-                fo.Detection(
-                    label=str(result.names[int(c)]),
-                    bounding_box=[float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
-                    confidence=float(p),
-                )
-                for (x0, y0, x1, y1), c, p in zip(
-                    result.boxes.xyxyn.tolist(), result.boxes.cls.tolist(), result.boxes.conf.tolist(), strict=True
-                )
-            ]
-            values.append(fo.Detections(detections=detections))
+            [labels] = adapter.predict([read_image(path, max_side=adapter.decode_side(None))])
+            converted = as_fiftyone(labels)
+            values.append(
+                next(iter(converted.classifications.values()), None)
+                if kind == "classify-trait"
+                else converted.detections
+            )
         dataset.set_values(name, dict(zip([s.id for s in samples], values, strict=True)), key_field="id")
     eval_key = "agree_" + version_field(refs[0])[6:] + "__" + version_field(refs[1])[6:]
     eval_key = eval_key[:80]
     if dataset.has_evaluation(eval_key):
         dataset.delete_evaluation(eval_key)
     summary: dict[str, Any] = {"model": model, "versions": list(refs), "fields": list(fields), "eval_key": eval_key}
-    if kind == "classify":
+    if kind == "classify-trait":
         results = dataset.evaluate_classifications(fields[1], gt_field=fields[0], eval_key=eval_key)
         summary["agreement"] = float(results.metrics()["accuracy"])
         summary["measure"] = "share of sheets given the same class"
