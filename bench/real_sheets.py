@@ -206,8 +206,9 @@ def main() -> None:
     args = parser.parse_args()
     samples = args.samples or default_samples_dir()
     sheets = load_real_sheets(samples)
-    if samples is None or not sheets:
-        sys.exit("no real sample sheets: give --samples or set PLANTAI_REAL_SAMPLES")
+    if samples is None or not sheets:  # `make bench` on a machine without them goes on to the next bench
+        print("skipped: no real sample sheets here (give --samples or set PLANTAI_REAL_SAMPLES)")
+        return
     profile = PROFILES[args.profile]
     out = args.out / (f"{args.profile}-floor" if args.floor else f"{args.profile}-k{args.folds}")
     out.mkdir(parents=True, exist_ok=True)
