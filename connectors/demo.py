@@ -401,7 +401,7 @@ class Demo:
         import fiftyone as fo
 
         from catalog.registry import Catalog
-        from connectors.retraining import compare_versions
+        from connectors.version_comparison import compare_versions
 
         done = self.state.expert_round or {}
         model, old = str(done["production"]).split("@")

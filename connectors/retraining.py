@@ -53,14 +53,12 @@ from connectors.training import _METRIC_KEYS, BASE_MODELS, LOG_NAME, TrainingErr
 from connectors.training_data import (
     Kind,
     Specimen,
-    TrainingDataError,
     TrainingDataset,
     export_classification,
     export_detection,
     export_segmentation,
 )
-from herbarium.labels import ClassificationLabel, LabelState
-from herbarium.taxonomy import LabelSet, normalise_label_name
+from herbarium.taxonomy import LabelSet
 from training.sheetnet_retraining import SheetNetRetraining
 
 # The metric that decides promotion, per Ultralytics task (names as connectors.training records them).
@@ -645,167 +643,8 @@ def retrain(
     return retrain_specimens(catalog, model, specimens, settings=settings, run_id=run_id, progress=progress)
 
 
-# ---------------------------------------------------------------------------------------------
-# A new trait
-
-
-def trait_values(specimens: Sequence[Specimen], trait: str) -> tuple[str, ...]:
-    """The values experts chose for ``trait`` (a Choices control), sorted (Ultralytics' class order)."""
-    values = {
-        normalise_label_name(label.label)
-        for _, specimen in specimens
-        for label in specimen.labels
-        if isinstance(label, ClassificationLabel) and label.control == trait and label.state != LabelState.REJECTED
-    }
-    return tuple(sorted(values))
-
-
-def _normalised(specimens: Sequence[Specimen], trait: str) -> list[Specimen]:
-    out: list[Specimen] = []
-    for path, specimen in specimens:
-        labels = [
-            replace(label, label=normalise_label_name(label.label))
-            if isinstance(label, ClassificationLabel) and label.control == trait
-            else label
-            for label in specimen.labels
-        ]
-        out.append((path, replace(specimen, labels=labels)))
-    return out
-
-
-# A classifier from scratch on a few dozen sheets: no random crops, RandAugment or erasing (with them
-# it learnt nothing in 30 epochs, in trials), smaller batches for more steps. Images reduced to imgsz,
-# as backends decode them for it (trained on sharper ones it was right on 13 of 18 sheets, not 16).
-NEW_TRAIT_SETTINGS = RetrainSettings(
-    epochs=30,
-    imgsz=96,
-    batch=4,
-    max_side=192,  # what backends decode a sheet to for a 96-px classifier (ClassificationAdapter.decode_side)
-    options={
-        "mosaic": 0.0,
-        "warmup_epochs": 1,
-        "val": False,
-        "optimizer": "AdamW",
-        "lr0": 0.001,
-        "scale": 0.0,
-        "erasing": 0.0,
-        "auto_augment": None,
-    },
-)
-
-
-def train_new_trait(
-    catalog: Catalog,
-    trait: str,
-    client: Any,
-    project: int,
-    *,
-    name: str | None = None,
-    settings: RetrainSettings | None = None,
-    document_root: Path | None = None,
-    progress: Progress | None = None,
-) -> RetrainResult:
-    """A new catalog classifier (``name``, default ``<trait>-classifier``) from a project's ``trait`` choices.
-
-    Its classes are the values experts chose (sorted); the first version is registered and promoted,
-    so a backend serving ``traits`` (or ``all``) fills the project's ``trait`` tag from then on.
-    A later call retrains it through the same gate as any model.
-    """
-    resolve_task(trait)  # a snake_case trait name
-    name = name or f"{trait.replace('_', '-')}-classifier"
-    settings = settings or NEW_TRAIT_SETTINGS
-    specimens = collect_corrections(client, [project], document_root, only_validated=settings.only_validated)
-    specimens = _normalised(specimens, trait)
-    labels = trait_values(specimens, trait)
-    if len(labels) < 2:
-        raise TrainingDataError(f"project {project}: trait {trait!r} has {len(labels)} distinct values; need 2 or more")
-    return retrain_specimens(
-        catalog,
-        name,
-        specimens,
-        settings=settings,
-        labels=labels,
-        task=trait,
-        progress=progress,
-        extra={"trigger": "new-trait", "projects": [project], "trait": trait},
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Two versions side by side in FiftyOne
-
-
-AGREEMENT_INFO_KEY = "plantai_versions"
-
-
-def version_field(ref: str) -> str:
-    """The FiftyOne field of one version's predictions: ``detector@1.1.0`` -> ``model_detector_1_1_0``."""
-    return "model_" + "".join(c if c.isalnum() else "_" for c in ref.replace("@", "_"))
-
-
-def compare_versions(
-    dataset: Any, catalog: Catalog, model: str, old: str, new: str, conf: float = 0.25
-) -> dict[str, Any]:
-    """Predict ``dataset``'s images with two versions of ``model`` and record how far they agree.
-
-    Each version's predictions go to :func:`version_field` (detections or a classification); FiftyOne's
-    own evaluation of the new against the old (``eval_key`` ``agree_<old>_<new>``) gives per-sample
-    agreement in the App, and the summary (F1 of matched boxes, or the share of equal classes)
-    is stored in ``dataset.info["plantai_versions"]`` and returned.
-    """
-    from catalog.predictors import load_model
-    from catalog.tasks import resolve_task
-    from herbarium.imaging import read_image
-    from herbarium.labels.fiftyone import as_fiftyone
-    from ml_backends.adapters import adapter_for
-
-    refs = (f"{model}@{old}", f"{model}@{new}")
-    fields = tuple(version_field(ref) for ref in refs)
-    samples = list(dataset.select_fields().iter_samples())
-    paths = [sample.filepath for sample in samples]
-    kind = ""
-    for ref, name in zip(refs, fields, strict=True):
-        loaded = load_model(ref, catalog)
-        kind = resolve_task(loaded.task).kind
-        adapter = adapter_for(loaded, kind, conf=conf)  # as the backends predict, whatever the framework
-        values: list[Any] = []
-        for path in paths:
-            [labels] = adapter.predict([read_image(path, max_side=adapter.decode_side(None))])
-            converted = as_fiftyone(labels)
-            values.append(
-                next(iter(converted.classifications.values()), None)
-                if kind == "classify-trait"
-                else converted.detections
-            )
-        dataset.set_values(name, dict(zip([s.id for s in samples], values, strict=True)), key_field="id")
-    eval_key = "agree_" + version_field(refs[0])[6:] + "__" + version_field(refs[1])[6:]
-    eval_key = eval_key[:80]
-    if dataset.has_evaluation(eval_key):
-        dataset.delete_evaluation(eval_key)
-    summary: dict[str, Any] = {"model": model, "versions": list(refs), "fields": list(fields), "eval_key": eval_key}
-    if kind == "classify-trait":
-        results = dataset.evaluate_classifications(fields[1], gt_field=fields[0], eval_key=eval_key)
-        summary["agreement"] = float(results.metrics()["accuracy"])
-        summary["measure"] = "share of sheets given the same class"
-    else:
-        dataset.evaluate_detections(fields[1], gt_field=fields[0], eval_key=eval_key, iou=0.5)
-        tp, fp, fn = (int(dataset.sum(f"{eval_key}_{k}") or 0) for k in ("tp", "fp", "fn"))
-        summary.update(tp=tp, fp=fp, fn=fn)
-        summary["agreement"] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
-        summary["measure"] = "F1 of the new version's boxes matched to the old one's (IoU 0.5, same class)"
-    info = dict(dataset.info or {})
-    comparisons = dict(info.get(AGREEMENT_INFO_KEY) or {})
-    comparisons[eval_key] = summary
-    info[AGREEMENT_INFO_KEY] = comparisons
-    dataset.info = info
-    dataset.save()
-    return summary
-
-
 __all__ = [
-    "AGREEMENT_INFO_KEY",
     "GATE_METRICS",
-    "NEW_TRAIT_SETTINGS",
     "RetrainResult",
     "RetrainSettings",
     "RetrainingError",
@@ -814,7 +653,6 @@ __all__ = [
     "acquire_run",
     "centre_squares",
     "collect_corrections",
-    "compare_versions",
     "corrections_from_tasks",
     "evaluate",
     "queue_run",
@@ -822,7 +660,4 @@ __all__ = [
     "retrain",
     "retrain_specimens",
     "running_runs",
-    "train_new_trait",
-    "trait_values",
-    "version_field",
 ]

@@ -189,7 +189,8 @@ def train(
       plantai train --trait leaf_margin --project 7
     """
     from catalog.registry import Catalog
-    from connectors.retraining import NEW_TRAIT_SETTINGS, RetrainingError, TrainingError, train_new_trait
+    from connectors.new_trait import NEW_TRAIT_SETTINGS, train_new_trait
+    from connectors.retraining import RetrainingError, TrainingError
     from connectors.training_data import TrainingDataError
 
     client = _client(label_studio_url, api_key)

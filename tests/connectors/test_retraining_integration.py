@@ -209,8 +209,8 @@ def test_corrections_retrain_promote_and_serve_version_2(
     assert [p.model_version for p in ls_client.predictions.list(task=new_task.id)] == [V2]
 
     # 6. FiftyOne: the project's dataset with both versions' predictions and their agreement.
-    from connectors.retraining import AGREEMENT_INFO_KEY, compare_versions, version_field
     from connectors.sync import sync_project
+    from connectors.version_comparison import AGREEMENT_INFO_KEY, compare_versions, version_field
 
     sync_project(ls_client, project.id, dataset_name=f"retrain-loop-{project.id}", document_root=document_root)
     import fiftyone as fo
