@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from catalog.sheetnet import network  # noqa: E402
 from catalog.sheetnet.runtime import SheetNetRunner  # noqa: E402
 from catalog.sheetnet.spec import BOX_CLASSES, BOX_TASK_CHANNELS  # noqa: E402
-from connectors.bootstrap import PROFILES, Profile, train_default_sheetnet  # noqa: E402
+from connectors.bootstrap import PROFILES, Profile, majority_fertile, train_default_sheetnet  # noqa: E402
 from herbarium.real_sheets import RealSheet, default_samples_dir, load_real_sheets  # noqa: E402
 from training.evaluation import RealSheetScores, evaluate, evaluate_folds  # noqa: E402
 from training.metrics import SheetBoxes, detection_scores  # noqa: E402
@@ -76,11 +76,6 @@ def _fold_model(profile: Profile, training: Sequence[RealSheet], path: Path) -> 
     print(f"  trained in {time.perf_counter() - started:.0f} s ({trained.outcome.iterations} iterations)", flush=True)
     network.save(trained.net, path)
     return trained.net
-
-
-def _majority_fertile(sheets: Sequence[RealSheet]) -> bool | None:
-    values = [s.fertile for s in sheets if s.fertile is not None]
-    return sum(values) * 2 >= len(values) if values else None
 
 
 def _prior_boxes(training: Sequence[RealSheet]) -> dict[int, np.ndarray[Any, Any]]:
@@ -222,7 +217,7 @@ def main() -> None:
     runners = [SheetNetRunner.open(path, "sheetnet") for path in paths]
     print("measuring every sheet with the model that did not see it", flush=True)
     scores = evaluate_folds(
-        list(zip(runners, folds, strict=True)), dict(profile.thresholds), fertile_majority=_majority_fertile(sheets)
+        list(zip(runners, folds, strict=True)), dict(profile.thresholds), fertile_majority=majority_fertile(sheets)
     )
     _print_sheets(scores)
     baseline = _baseline_boxes(folds, sheets, args.floor)

@@ -329,7 +329,7 @@ def _train_and_register(
         progress("evaluate", 1, steps)
         real_figures: dict[str, float] = {}
         if held_out_real:
-            majority = _majority_fertile(training_real)
+            majority = majority_fertile(training_real)
             real_scores = evaluate(runner, held_out_real, dict(profile.thresholds), fertile_majority=majority)
             real_figures = _real_metrics(real_scores)
             progress("evaluate", 2, steps)
@@ -419,7 +419,7 @@ def train_default_sheetnet(
     return TrainedSheetNet(outcome, pools, len(cached), box_losses, trait)
 
 
-def _majority_fertile(sheets: Sequence[RealSheet]) -> bool | None:
+def majority_fertile(sheets: Sequence[RealSheet]) -> bool | None:
     values = [s.fertile for s in sheets if s.fertile is not None]
     return (sum(values) * 2 >= len(values)) if values else None
 
