@@ -506,20 +506,19 @@ class SheetNetSegmentationAdapter(SheetNetAdapter):
     kind = "segment"
 
     def predict(self, images: Sequence[SpecimenImage], tiling: Tiling | None = None) -> list[SpecimenLabels]:
+        from catalog.sheetnet.plant_refinement import refine_picture, refined_plant, resized_mask
         from herbarium.labels.yolo import mask_outlines
 
         out: list[SpecimenLabels] = []
-        threshold = float(np.log(self.conf / (1 - self.conf)))  # the score threshold as a logit
         for image, result in zip(images, self._results(images), strict=True):
-            logits = result.plant_logits - threshold
-            # Outlines are traced on the decoded picture's grid, the mask itself at the original size.
-            picture_logits = _resized_logits(logits, image.image.width, image.image.height)
-            mask = picture_logits > 0
+            # Refined on a larger decode; outlines on the decoded picture's grid, the mask at the original size.
+            refined = refined_plant(result, refine_picture(image).image, self.conf)
+            mask = resized_mask(refined, image.image.size)
             labels: list[Label] = []
             if mask.any():
-                probabilities = 1 / (1 + np.exp(-(picture_logits[mask] + threshold)))
-                score = float(probabilities.mean())
-                full = _positive_upsampled(logits, image.original_width, image.original_height)
+                picture_logits = _resized_logits(result.plant_logits, image.image.width, image.image.height)
+                score = float((1 / (1 + np.exp(-picture_logits[mask]))).mean())
+                full = resized_mask(refined, (image.original_width, image.original_height))
                 least = MIN_OUTLINE_SHARE * int(mask.sum())
                 outlines = [outline for outline in mask_outlines(mask) if _area(outline) >= least]
                 labels = _mask_regions(image, full, outlines, self.model.labels[0], score, self.source)

@@ -16,6 +16,13 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from catalog.sheetnet.plant_refinement import (
+    otsu_threshold,
+    paper_distance,
+    refine_picture,
+    refined_plant,
+    resized_mask,
+)
 from catalog.sheetnet.runtime import SheetNetRunner
 from catalog.sheetnet.spec import BOX_CLASSES, BOX_TASK_CHANNELS
 from herbarium.imaging import read_image
@@ -94,7 +101,8 @@ def predict_sheet(
 ) -> Predictions:
     """Run ``runner`` on ``sheet`` as a backend would; boxes of both detection tasks at a low threshold.
 
-    The plant mask (at full resolution) is made when ``plant`` says so, by default when the sheet has a true one.
+    The plant mask (at full resolution, refined by the sheet's colours as the backend refines it) is made when
+    ``plant`` says so, by default when the sheet has a true one.
     """
     picture = read_image(sheet.image, max_side=runner.spec.input_side)
     result = runner.run(picture.image)
@@ -110,41 +118,18 @@ def predict_sheet(
     )
     mask = None
     if sheet.plant_mask is not None if plant is None else plant:
-        import cv2
-
-        logit = float(np.log(threshold / (1 - threshold)))
-        full = cv2.resize(result.plant_logits, (picture.original_width, picture.original_height))
-        mask = full > logit
+        refined = refined_plant(result, refine_picture(picture).image, threshold)
+        mask = resized_mask(refined, (picture.original_width, picture.original_height))
     return Predictions(boxes, mask, result.trait_probabilities)
 
 
 def paper_threshold_mask(path: Any) -> BoolMask:
     """The trivial plant mask: pixels whose colour is far from the paper's (the image's median), by Otsu."""
     with Image.open(path) as image:
-        pixels = np.asarray(image.convert("RGB"), np.float32)
-    paper = np.median(pixels.reshape(-1, 3), axis=0)
-    distance = np.abs(pixels - paper).sum(axis=2)
-    mask: BoolMask = distance > _otsu(distance)
+        pixels = np.asarray(image.convert("RGB"), np.uint8)
+    distance = paper_distance(pixels)
+    mask: BoolMask = distance > otsu_threshold(distance)
     return mask
-
-
-def _otsu(values: np.ndarray[Any, Any]) -> float:
-    histogram, edges = np.histogram(values, bins=256)
-    weights = histogram.astype(np.float64)
-    centres = (edges[:-1] + edges[1:]) / 2
-    total = weights.sum()
-    best, threshold = -1.0, float(centres[0])
-    below, below_sum, all_sum = 0.0, 0.0, float((weights * centres).sum())
-    for i in range(255):
-        below += weights[i]
-        below_sum += weights[i] * centres[i]
-        above = total - below
-        if below == 0 or above == 0:
-            continue
-        between = below * above * (below_sum / below - (all_sum - below_sum) / above) ** 2
-        if between > best:
-            best, threshold = between, float(centres[i])
-    return threshold
 
 
 def _truth(sheet: RealSheet) -> tuple[SheetBoxes, np.ndarray[Any, Any]]:
@@ -297,7 +282,6 @@ def evaluate_sheets(
     predictions: list[SheetBoxes] = []
     plant_scores: list[float] = []
     right: list[bool] = []
-    logit = float(np.log(threshold / (1 - threshold)))
     box_tasks = [t for t in (NONVEGETAL_TASK, ORGANS_TASK) if t in tasks]
     for sheet in sheets:
         picture = Image.fromarray(sheet.image)
@@ -315,10 +299,7 @@ def evaluate_sheets(
         )
         truths.append(SheetBoxes(sheet.boxes, sheet.classes))
         if sheet.plant is not None and "segment-plant" in tasks:
-            import cv2
-
-            mask = cv2.resize(result.plant_logits, picture.size) > logit
-            plant_scores.append(plant_iou(mask, sheet.plant > 0))
+            plant_scores.append(plant_iou(refined_plant(result, picture, threshold), sheet.plant > 0))
         if sheet.trait != NO_TRAIT and "trait" in tasks:
             right.append(int(np.argmax(result.trait_probabilities)) == sheet.trait)
     metrics: dict[str, float] = {}

@@ -70,15 +70,24 @@ def test_the_plant_mask_is_at_the_original_size_with_its_outline() -> None:
     runner = SheetNetRunner(SPEC, _forward)
     adapter = adapter_for(_model("segment-plant", ("plant",), runner), "segment-plant", conf=0.5)
     assert isinstance(adapter, SheetNetSegmentationAdapter)
-    (labels,) = adapter.predict([_image()])
+    # The network says "the left half"; the sheet shows a green plant at x 8-48, y 8-120 of the picture.
+    pixels = np.full((128, 96, 3), (240, 235, 220), np.uint8)
+    pixels[8:120, 8:48] = (60, 110, 40)
+    image = SpecimenImage(image=Image.fromarray(pixels), original_width=960, original_height=1280)
+    (labels,) = adapter.predict([image])
     masks = [label for label in labels.labels if isinstance(label, MaskLabel)]
     outlines = [label for label in labels.labels if isinstance(label, PolygonLabel)]
     assert len(masks) == 1
     assert len(outlines) == 1
     mask = masks[0].mask
     assert mask.shape == (1280, 960)
-    assert mask[:, :470].all()
+    # The plant as the paper shows it, less the label the detector is sure of (x 360-680, y 600-760).
+    assert mask[90:590, 90:470].all()
+    assert mask[770:1190, 90:470].all()
+    assert not mask[610:750, 370:].any()
     assert not mask[:, 490:].any()
+    assert not mask[:70, :].any()
+    assert not mask[:, :70].any()
     xs = [x for x, _ in outlines[0].points]
     assert max(xs) < 500
     assert masks[0].score is not None
