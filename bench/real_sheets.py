@@ -42,7 +42,13 @@ sys.path.insert(0, str(REPO_ROOT))
 from catalog.sheetnet import network  # noqa: E402
 from catalog.sheetnet.runtime import SheetNetRunner  # noqa: E402
 from catalog.sheetnet.spec import BOX_CLASSES, BOX_TASK_CHANNELS  # noqa: E402
-from connectors.bootstrap import PROFILES, Profile, majority_fertile, train_default_sheetnet  # noqa: E402
+from connectors.bootstrap import (  # noqa: E402
+    PROFILES,
+    Profile,
+    calibrate_box_scales,
+    majority_fertile,
+    train_default_sheetnet,
+)
 from herbarium.real_sheets import RealSheet, default_samples_dir, load_real_sheets  # noqa: E402
 from training.evaluation import RealSheetScores, evaluate, evaluate_folds  # noqa: E402
 from training.metrics import SheetBoxes, detection_scores  # noqa: E402
@@ -63,7 +69,12 @@ def folds_of(sheets: Sequence[RealSheet], k: int) -> list[list[RealSheet]]:
 def _fold_model(profile: Profile, training: Sequence[RealSheet], path: Path) -> network.SheetNet:
     if path.is_file():
         print(f"  reusing {path}", flush=True)
-        return network.load(path)
+        net = network.load(path)
+        if training and not net.spec.box_scales:  # trained before the bootstrap calibrated its boxes
+            calibrate_box_scales(net, training, lambda done, total: None)
+            network.save(net, path)
+            print(f"  box scales measured on the fold's training sheets: {dict(net.spec.box_scales)}", flush=True)
+        return net
     last = [""]
 
     def progress(stage: str, done: int, total: int) -> None:

@@ -416,7 +416,20 @@ def train_default_sheetnet(
         report("trait", 0, 1)
         trait = fit_trait_head(outcome.net, pools.trait)
         report("trait", 1, 1)
+    with _timed("calibrate boxes", seconds):
+        calibrate_box_scales(outcome.net, training_real, lambda d, t: report("calibrate boxes", d, t))
     return TrainedSheetNet(outcome, pools, len(cached), box_losses, trait)
+
+
+def calibrate_box_scales(net: SheetNet, sheets: Sequence[RealSheet], progress: Callable[[int, int], None]) -> None:
+    """Put the box decoder's size bias on ``sheets`` (its real training sheets) into ``net``'s spec."""
+    from dataclasses import replace
+
+    from catalog.sheetnet.runtime import SheetNetRunner
+    from training.box_calibration import measure_box_scales
+
+    net.spec = replace(net.spec, box_scales={})  # measured on the decoder's own boxes, uncorrected
+    net.spec = replace(net.spec, box_scales=measure_box_scales(SheetNetRunner.from_network(net), sheets, progress))
 
 
 def majority_fertile(sheets: Sequence[RealSheet]) -> bool | None:

@@ -69,6 +69,7 @@ class SheetNetResult:
     box_heat: FloatArray  # (classes, H/8, W/8): probability that a cell is in an object's central region
     box_regression: FloatArray  # (4, H/8, W/8): log distances (cells) from each cell's centre to the box's edges
     trait_probabilities: FloatArray  # (trait classes,)
+    box_scales: FloatArray | None = None  # (classes, 2): width and height factors of decoded boxes (spec.box_scales)
 
     def boxes(self, task: str, conf: float) -> tuple[FloatArray, npt.NDArray[np.int64], FloatArray]:
         """``task``'s boxes scoring at least ``conf``: (N, 4) x1 y1 x2 y2 in the picture's pixels, class, score.
@@ -86,6 +87,8 @@ class SheetNetResult:
             xyxy, classes, scores = self._cells(heat, conf)
         if not len(scores):
             return np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if self.box_scales is not None:
+            xyxy = scaled_about_centres(xyxy, self.box_scales[np.asarray(channels)[classes]])
         keep = non_max_suppression(xyxy, scores, classes, DUPLICATE_IOU)[:MAX_BOXES]
         return xyxy[keep], classes[keep], scores[keep]
 
@@ -128,6 +131,23 @@ class SheetNetResult:
         if not boxes:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32)
         return np.asarray(boxes, np.float32), np.asarray(classes, np.int64), np.asarray(scores, np.float32)
+
+
+def scaled_about_centres(xyxy: FloatArray, factors: FloatArray) -> FloatArray:
+    """Boxes (N, 4) scaled by (N, 2) width and height factors, each about its own centre."""
+    centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2
+    halves = (xyxy[:, 2:] - xyxy[:, :2]) / 2 * factors
+    return np.concatenate([centres - halves, centres + halves], axis=1).astype(np.float32)
+
+
+def box_scale_table(spec: SheetNetSpec) -> FloatArray | None:
+    """``spec.box_scales`` as a (classes, 2) table (1 where a class has none); None when there are none."""
+    if not spec.box_scales:
+        return None
+    table = np.ones((len(spec.box_classes), 2), np.float32)
+    for name, factors in spec.box_scales.items():
+        table[spec.box_classes.index(name)] = factors
+    return table
 
 
 def non_max_suppression(
@@ -205,6 +225,7 @@ class SheetNetRunner:
             box_heat=heat[0],
             box_regression=regression[0],
             trait_probabilities=trait[0],
+            box_scales=box_scale_table(self.spec),
         )
         with self._lock:
             # The picture itself is kept with its result: its id cannot be reused by another while cached.

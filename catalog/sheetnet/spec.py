@@ -55,6 +55,9 @@ class SheetNetSpec:
     architecture: str = ARCHITECTURE
     # The pretrained weights the encoder started from (package, file, sha256): the model's origin.
     encoder_origin: Mapping[str, str] = field(default_factory=dict)
+    # Per box class, factors (width, height) its decoded boxes are scaled by about their centres: the box
+    # decoder's size bias, measured on the real sheets the network trained on (training/box_calibration.py).
+    box_scales: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.architecture != ARCHITECTURE:
@@ -65,6 +68,9 @@ class SheetNetSpec:
             raise SheetNetSpecError(f"box classes {list(self.box_classes)} are not {list(BOX_CLASSES)}")
         if len(self.trait_classes) < 2 or len(set(self.trait_classes)) != len(self.trait_classes):
             raise SheetNetSpecError(f"trait classes must be two or more distinct names: {list(self.trait_classes)}")
+        for name, factors in self.box_scales.items():
+            if name not in self.box_classes or len(factors) != 2 or not all(0.25 <= f <= 4.0 for f in factors):
+                raise SheetNetSpecError(f"box_scales[{name!r}]: a box class and two factors in 0.25..4, got {factors}")
 
     def tasks(self) -> tuple[str, ...]:
         """The catalog tasks this file can serve."""
@@ -83,6 +89,7 @@ class SheetNetSpec:
     def to_json(self) -> str:
         data = asdict(self)
         data["encoder_origin"] = dict(self.encoder_origin)
+        data["box_scales"] = {name: list(factors) for name, factors in self.box_scales.items()}
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -98,6 +105,7 @@ class SheetNetSpec:
                 trait_classes=tuple(str(c) for c in data["trait_classes"]),
                 architecture=str(data["architecture"]),
                 encoder_origin={str(k): str(v) for k, v in dict(data.get("encoder_origin") or {}).items()},
+                box_scales={str(k): (float(v[0]), float(v[1])) for k, v in dict(data.get("box_scales") or {}).items()},
             )
         except (KeyError, TypeError, ValueError) as error:
             if isinstance(error, SheetNetSpecError):
