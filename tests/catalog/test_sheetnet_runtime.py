@@ -10,7 +10,14 @@ import torch
 from PIL import Image
 
 from catalog.sheetnet import network
-from catalog.sheetnet.runtime import SheetNetResult, SheetNetRunner, network_size, non_max_suppression, to_input
+from catalog.sheetnet.runtime import (
+    SheetNetResult,
+    SheetNetRunner,
+    box_voting,
+    network_size,
+    non_max_suppression,
+    to_input,
+)
 from catalog.sheetnet.spec import BOX_CLASSES, SheetNetSpec, SheetNetSpecError, read_file_spec
 
 LABEL = BOX_CLASSES.index("label")
@@ -77,6 +84,17 @@ def test_non_max_suppression_keeps_the_best_of_overlapping_boxes_of_one_class() 
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60], [0, 0, 10, 10]], np.float32)
     keep = non_max_suppression(boxes, np.array([0.5, 0.9, 0.4, 0.3], np.float32), np.array([0, 0, 0, 1]), 0.5)
     assert keep.tolist() == [1, 2, 3]  # box 0 overlaps the better box 1; box 3 is another class
+
+
+def test_box_voting_averages_the_proposals_a_kept_box_stands_for() -> None:
+    boxes = np.array([[0, 0, 10, 10], [2, 0, 12, 10], [0, 0, 30, 30], [0, 0, 12, 12]], np.float32)
+    scores = np.array([0.6, 0.2, 0.5, 0.9], np.float32)
+    classes = np.array([0, 0, 0, 1])
+    voted = box_voting(boxes, scores, classes, np.array([0, 2]), iou=0.5)
+    # Box 0: itself and box 1 (IoU 0.67) vote, 3 to 1; box 2 overlaps no one enough; box 3 is another class.
+    assert voted[0] == pytest.approx([0.5, 0, 10.5, 10])
+    assert voted[1] == pytest.approx([0, 0, 30, 30])
+    assert box_voting(boxes, scores, classes, np.zeros(0, np.int64), iou=0.5).shape == (0, 4)
 
 
 def test_the_runner_computes_each_picture_once_for_every_head() -> None:
