@@ -7,8 +7,9 @@
     sheet is scored once, by the model that did not see it; average precision is pooled over all sheets.
     Beside each figure, a trivial baseline from the same run: the plant mask by thresholding the paper
     colour (Otsu), boxes at each class's median place and size on the training sheets, and the majority
-    phenology class of the training sheets. Barcodes: those zxing-cpp reads in their true box at full
-    resolution (what a scanner in a person's hand reads) against those read in a predicted box.
+    phenology class of the training sheets. Barcodes: the values a person reads on the sheet (the printed
+    line; ``herbarium/real_sheets/annotations/barcode-values.json``) or zxing-cpp decodes in the true box,
+    against those the backend reads (bars, else printed line) in the barcode boxes it shows.
 (2) The correction loop. Fold 0's model is version 1 in a temporary catalog. Half of fold 0's boxed
     sheets go into a real Label Studio; the team's boxes stand in for the experts (validated
     annotations); ``retrain`` collects them and fine-tunes through the gate; version 1 and the
@@ -246,7 +247,10 @@ def main() -> None:
     print("  AP50 per organ: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.organs.ap50.items()))
     print(f"UNB main-label AP50 {scores.main_label_ap50:.3f}")
     print(f"fertile accuracy {scores.fertile_accuracy:.3f}  (majority class {scores.fertile_baseline:.3f})")
-    print(f"barcodes: {barcodes} boxed, {readable} readable in their true box at full resolution, {read} read")
+    print(
+        f"barcodes: {barcodes} boxed, {readable} readable (by a person, or by zxing-cpp in the true box), "
+        f"{read} read the same in a box the detector shows"
+    )
     loop: dict[str, Any] = {}
     if not (args.no_loop or args.floor):
         print("correction round on fold 1's sheets", flush=True)

@@ -444,8 +444,8 @@ class SheetNetDetectionAdapter(SheetNetAdapter):
 
     Barcode boxes are read with zxing-cpp (:mod:`herbarium.barcodes`): in the decoded picture first, then,
     when that fails and the original is larger, in a larger decode of the same file (at most
-    BARCODE_DECODE_SIDE px). A box read carries ``barcode: <text> (<format>)`` as its comment, and the
-    reader joins its source.
+    BARCODE_DECODE_SIDE px), and last their printed line by OCR. A box read carries
+    ``barcode: <text> (<format>)`` as its comment, and the reader joins its source.
     """
 
     kind = "detect"
@@ -468,29 +468,38 @@ BARCODE_DECODE_SIDE = 4096  # a larger decode for barcodes the reduced picture c
 
 
 def _with_barcode_values(image: SpecimenImage, labels: list[BoxLabel]) -> list[BoxLabel]:
-    """Barcode boxes read with zxing-cpp: in the decoded picture, else in a larger decode of the same file."""
+    """Barcode boxes read: zxing-cpp in the decoded picture, then in a larger decode of the same file, then the
+    printed line under the bars by OCR (bars too fine to decode); the reader joins the box's source."""
     from dataclasses import replace
 
-    from herbarium.barcodes import READER, read_in_box
+    from herbarium.barcodes import read_in_box, read_printed_value
     from herbarium.imaging import ImageReadError, read_image
 
     wanted = [i for i, label in enumerate(labels) if label.label == BARCODE]
     reads = {i: read_in_box(image.image, _scaled(labels[i].xyxy, image.scale)) for i in wanted}
-    unread = [i for i in wanted if reads[i] is None]
+    best = image
     side = min(max(image.original_width, image.original_height), BARCODE_DECODE_SIDE)
-    if unread and image.source is not None and side > 1.2 * max(image.image.size):
+    if (
+        any(found is None for found in reads.values())
+        and image.source is not None
+        and side > 1.2 * max(image.image.size)
+    ):
         try:
-            larger = read_image(image.source, max_side=side)
+            best = read_image(image.source, max_side=side)
         except ImageReadError:
-            larger = None
-        if larger is not None:
-            for i in unread:
-                reads[i] = read_in_box(larger.image, _scaled(labels[i].xyxy, larger.scale))
+            best = image
+        if best is not image:
+            for i in [i for i in wanted if reads[i] is None]:
+                reads[i] = read_in_box(best.image, _scaled(labels[i].xyxy, best.scale))
+    for i in [i for i in wanted if reads[i] is None]:
+        reads[i] = read_printed_value(best.image, _scaled(labels[i].xyxy, best.scale))
     out = list(labels)
     for i, found in reads.items():
         if found is not None:
             out[i] = replace(
-                labels[i], comment=f"barcode: {found.text} ({found.format})", source=f"{labels[i].source}+{READER}"
+                labels[i],
+                comment=f"barcode: {found.text} ({found.format})",
+                source=f"{labels[i].source}+{found.reader}",
             )
     return out
 

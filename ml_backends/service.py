@@ -32,6 +32,7 @@ from herbarium.barcodes import READER as BARCODE_READER
 from herbarium.imaging import ImageReadError, SpecimenImage
 from herbarium.labels import Label, LabelError, SpecimenLabels
 from herbarium.labels.labelstudio import as_labelstudio, from_labelstudio
+from herbarium.printed_text import READER as PRINTED_TEXT_READER
 from ml_backends.adapters import (
     Adapter,
     BoxPrompts,
@@ -91,8 +92,9 @@ class Plan:
     @property
     def model_refs(self) -> tuple[str, ...]:
         prompters = {_ref(a.prompter) for a in self.assignments if a.prompter is not None}
-        # A SheetNet's barcode boxes are read by zxing-cpp: the reader is a source of those predictions too.
-        readers = {BARCODE_READER for a in self.assignments if a.reads_barcodes}
+        # A SheetNet's barcode boxes are read by zxing-cpp, or by OCR of their printed line: the readers are
+        # sources of those predictions too.
+        readers = {r for a in self.assignments if a.reads_barcodes for r in (BARCODE_READER, PRINTED_TEXT_READER)}
         return tuple(sorted({a.ref for a in self.assignments} | prompters | readers))
 
     @property

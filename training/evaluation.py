@@ -52,8 +52,8 @@ class SheetFigures:
     fertile_predicted: bool | None = None
     fertile_probability: float | None = None
     barcodes: int = 0  # ground-truth barcodes on the sheet
-    barcodes_readable: int = 0  # of those, what zxing-cpp reads in the true box at full resolution
-    barcodes_read: int = 0  # of the readable ones, read in a predicted barcode box, same value
+    barcodes_readable: int = 0  # barcode values a person reads on the sheet, or zxing-cpp in the true box
+    barcodes_read: int = 0  # of those, read the same in a barcode box the detector shows
 
 
 @dataclass
@@ -186,7 +186,8 @@ def evaluate_folds(
             figures.leaf_recall50 = _recall(truth, predicted.boxes, known, ORGANS_TASK, thresholds, only=LEAF)
             figures.barcodes = int((truth.classes == BARCODE).sum()) if known[BARCODE] else 0
             if figures.barcodes:
-                figures.barcodes_readable, figures.barcodes_read = _barcodes(sheet, truth, predicted.boxes)
+                shown = thresholds[NONVEGETAL_TASK]
+                figures.barcodes_readable, figures.barcodes_read = _barcodes(sheet, truth, predicted.boxes, shown)
         if sheet.main_label is not None:
             label_truth.append(SheetBoxes(np.asarray([sheet.main_label], np.float32), np.array([LABEL])))
             label_predictions.append(_touching_main_label(predicted.boxes, sheet.main_label))
@@ -238,23 +239,28 @@ def _recall(
     return found / len(wanted)
 
 
-def _barcodes(sheet: RealSheet, truth: SheetBoxes, predicted: SheetBoxes) -> tuple[int, int]:
-    """(true barcodes readable in their own box at full resolution, those read the same in a predicted box)."""
-    from herbarium.barcodes import read_in_box
+def _barcodes(sheet: RealSheet, truth: SheetBoxes, predicted: SheetBoxes, shown: float) -> tuple[int, int]:
+    """(barcode values readable on the sheet, those read the same in a barcode box the detector shows).
 
+    Readable: what a person read on the sheet (its printed lines, :attr:`RealSheet.barcode_values`) and what
+    zxing-cpp decodes in the true boxes at full resolution. Read as the backend reads: the bars, else the
+    printed line (:func:`herbarium.barcodes.read_barcode`).
+    """
+    from herbarium.barcodes import read_barcode, read_in_box, same_value
+
+    assert predicted.scores is not None
     full = read_image(sheet.image).image
-    found = [
-        tuple(float(v) for v in b) for b, c in zip(predicted.boxes, predicted.classes, strict=True) if c == BARCODE
-    ]
-    readable = read = 0
+    expected = list(sheet.barcode_values)
     for box in truth.boxes[truth.classes == BARCODE]:
-        expected = read_in_box(full, (float(box[0]), float(box[1]), float(box[2]), float(box[3])))
-        if expected is None:
-            continue
-        readable += 1
-        values = [read_in_box(full, (b[0], b[1], b[2], b[3])) for b in found]
-        read += any(v is not None and v.text == expected.text for v in values)
-    return readable, read
+        decoded = read_in_box(full, (float(box[0]), float(box[1]), float(box[2]), float(box[3])))
+        if decoded is not None and not any(same_value(decoded.text, value) for value in expected):
+            expected.append(decoded.text)
+    if not expected:
+        return 0, 0
+    shown_boxes = predicted.boxes[(predicted.classes == BARCODE) & (predicted.scores >= shown)]
+    reads = [read_barcode(full, (float(b[0]), float(b[1]), float(b[2]), float(b[3]))) for b in shown_boxes]
+    values = [r.text for r in reads if r is not None]
+    return len(expected), sum(any(same_value(value, v) for v in values) for value in expected)
 
 
 def _touching_main_label(predicted: SheetBoxes, main: tuple[float, float, float, float]) -> SheetBoxes:

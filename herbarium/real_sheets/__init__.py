@@ -67,6 +67,7 @@ class RealSheet:
     phenology: str | None = None  # flowering / fruiting / sterile, from the herbarium's own record
     fertile: bool | None = None  # flowering or fruiting (also known when the record says "reproductive" only)
     main_label: tuple[float, float, float, float] | None = None  # UNB: the main label's box, x0 y0 x1 y1
+    barcode_values: tuple[str, ...] = ()  # what a person reads on the sheet's barcodes (their printed lines)
 
     @property
     def has_boxes(self) -> bool:
@@ -96,6 +97,7 @@ def load_real_sheets(
         boxes = _annotations(collection)
         records = _unb_records(root / collection) if collection == "unb" else {}
         label_boxes = _unb_label_boxes(root / collection) if collection == "unb" else {}
+        barcode_values = _barcode_values()
         for image in sorted(folder.glob("*.jpg")):
             name = image.stem
             mask = root / collection / "masks" / f"{name}.png"
@@ -112,6 +114,7 @@ def load_real_sheets(
                     phenology=UNB_PHENOLOGY.get(phenology_text or ""),
                     fertile=_fertile(phenology_text),
                     main_label=label_boxes.get(name),
+                    barcode_values=barcode_values.get(f"{collection}/images/{image.name}", ()),
                 )
             )
     return sheets
@@ -161,6 +164,20 @@ def _annotations(collection: str) -> dict[str, tuple[SpecimenLabels, frozenset[s
             raise RealSheetsError(f"{path}: {image}: unknown classes in meta.exhaustive: {sorted(unknown)}")
         out[image] = (labels, exhaustive)
     return out
+
+
+BARCODE_VALUES = ANNOTATIONS_DIR / "barcode-values.json"
+
+
+def _barcode_values() -> dict[str, tuple[str, ...]]:
+    """image path inside the samples folder → the values a person read on its barcodes."""
+    if not BARCODE_VALUES.is_file():
+        return {}
+    try:
+        data = json.loads(BARCODE_VALUES.read_text(encoding="utf-8"))
+        return {str(image): tuple(str(v) for v in values) for image, values in dict(data).items()}
+    except (json.JSONDecodeError, TypeError, ValueError) as error:
+        raise RealSheetsError(f"{BARCODE_VALUES}: expected image -> [values] ({error})") from None
 
 
 def _check_box(label: BoxLabel, path: Path, image: str) -> None:

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from herbarium.barcodes import READER, read_in_box
-from herbarium.imaging import read_image
+from herbarium.barcodes import PRINTED_FORMAT, READER, read_barcode, read_in_box, same_value
+from herbarium.imaging import SpecimenImage, read_image
 from herbarium.labels import BoxLabel
+from herbarium.printed_text import READER as PRINTED_READER
 from herbarium.synth import generate_sheet
 from ml_backends.adapters import _with_barcode_values
 
@@ -56,3 +57,29 @@ def test_a_backend_reads_a_barcode_its_reduced_picture_cannot_resolve(sheet_file
     assert read[0].comment == f"barcode: {sheet.catalog_number} (Code128)"  # type: ignore[attr-defined]
     assert read[0].source == f"d@1.0.0+{READER}"
     assert read[1] == boxes[1]
+
+
+def test_bars_too_fine_to_decode_are_read_from_their_printed_line(sheet_file: tuple[Path, object]) -> None:
+    path, sheet = sheet_file
+    side = 900  # the bars are under a pixel each, the printed line still legible
+    picture = read_image(path, max_side=side)
+    box = tuple(v * picture.scale for v in _barcode_box(sheet))
+    assert read_in_box(picture.image, box) is None  # type: ignore[arg-type]
+    found = read_barcode(picture.image, box)  # type: ignore[arg-type]
+    assert found is not None
+    assert (found.text, found.format, found.reader) == (sheet.catalog_number, PRINTED_FORMAT, PRINTED_READER)  # type: ignore[attr-defined]
+    assert read_barcode(picture.image, box, printed=False) is None  # type: ignore[arg-type]
+    detached = SpecimenImage(picture.image, picture.original_width, picture.original_height)  # no file to decode again
+    boxes = [BoxLabel(label="barcode", x=box[0] / picture.scale, y=box[1] / picture.scale,
+                      width=(box[2] - box[0]) / picture.scale, height=(box[3] - box[1]) / picture.scale,
+                      score=0.9, source="d@1.0.0")]  # fmt: skip
+    (labelled,) = _with_barcode_values(detached, boxes)
+    assert labelled.comment == f"barcode: {sheet.catalog_number} ({PRINTED_FORMAT})"  # type: ignore[attr-defined]
+    assert labelled.source == f"d@1.0.0+{PRINTED_READER}"
+
+
+def test_two_readings_of_one_code_agree() -> None:
+    assert same_value("L 0059912", "l0059912")
+    assert same_value("000521755 (BM)", "000521755BM")
+    assert not same_value("00909904", "00909905")
+    assert not same_value("", " ")
