@@ -307,6 +307,8 @@ def _train_and_register(
 ) -> dict[str, VersionInfo]:
     from catalog.sheetnet import network
     from catalog.sheetnet.runtime import SheetNetRunner
+    from herbarium.barcodes import READER as BARCODE_READER
+    from herbarium.printed_text import origin as printed_text_origin
     from herbarium.synth import generate_sheet
     from training.evaluation import evaluate, evaluate_sheets
     from training.sheets import from_synthetic, generated_size
@@ -354,6 +356,9 @@ def _train_and_register(
         "trait_prior_accuracy": round(trained.trait.prior_accuracy, 4),
         "trait_head": "class prior" if trained.trait.uses_prior else "linear probe",
         "base_weights": json.dumps(dict(spec.encoder_origin), sort_keys=True),
+        "box_scales": json.dumps(dict(outcome.net.spec.box_scales), sort_keys=True),
+        # Barcode boxes are read by zxing-cpp, then by PP-OCRv4 from the rapidocr wheel (models sha256-pinned).
+        "barcode_readers": json.dumps({"bars": BARCODE_READER, "printed_line": printed_text_origin()}, sort_keys=True),
     }
     versions: dict[str, VersionInfo] = {}
     with _timed("register", stage_seconds):

