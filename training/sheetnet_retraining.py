@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from catalog.sheetnet import network
 from catalog.sheetnet.runtime import SheetNetRunner
 from catalog.sheetnet.spec import BOX_TASK_CHANNELS, PLANT_TASK
 from herbarium.labels.model import SpecimenLabels
+from training.box_calibration import measure_box_scales_on_training_sheets
 from training.box_decoder import BoxDecoderTraining, cache_features, train_box_decoder
 from training.evaluation import evaluate_sheets
 from training.sheetnet_trainer import SheetNetTraining, Window, fit_trait_head, train_sheetnet
@@ -106,6 +107,8 @@ def retrain_sheetnet(
             report(f"box decoder step {done}/{total}", 0.2 + 0.6 * done / total)
 
         train_box_decoder(candidate, cached, settings.boxes, progress=box_progress)
+        report("measuring the new decoder's size bias on the corrected sheets", 0.8)
+        _recalibrate_boxes(candidate, training, task)
     else:
 
         def progress(done: int, total: int) -> None:
@@ -119,6 +122,16 @@ def retrain_sheetnet(
     candidate_metrics = _measure(candidate, held_out, task)
     production_metrics = _measure(production, held_out, task)
     return Candidate(path, metric, candidate_metrics, production_metrics, snapshot_id, snapshot)
+
+
+def _recalibrate_boxes(candidate: network.SheetNet, training: Sequence[TrainingSheet], task: str) -> None:
+    """The task's classes measured afresh on the sheets the decoder was just tuned on (where a class has enough
+    matches); the others keep production's factors."""
+    classes = candidate.spec.classes_for(task)
+    before = dict(candidate.spec.box_scales)
+    candidate.spec = replace(candidate.spec, box_scales={k: v for k, v in before.items() if k not in classes})
+    fresh = measure_box_scales_on_training_sheets(SheetNetRunner.from_network(candidate), training, classes)
+    candidate.spec = replace(candidate.spec, box_scales={**before, **fresh})
 
 
 def _measure(net: network.SheetNet, sheets: Sequence[TrainingSheet], task: str) -> dict[str, float]:

@@ -13,7 +13,8 @@ from catalog.sheetnet.runtime import SheetNetRunner
 from catalog.sheetnet.spec import BOX_CLASSES, SheetNetSpec, SheetNetSpecError
 from herbarium.labels import BoxLabel, SpecimenLabels
 from herbarium.real_sheets import RealSheet
-from training.box_calibration import MIN_MATCHES, measure_box_scales
+from training.box_calibration import MIN_MATCHES, measure_box_scales, measure_box_scales_on_training_sheets
+from training.sheets import TrainingSheet
 
 SPEC = SheetNetSpec(input_side=128)
 LABEL = BOX_CLASSES.index("label")
@@ -54,6 +55,28 @@ def test_the_bias_is_measured_and_taken_out(tmp_path: Path) -> None:
 
 def test_too_few_matches_leave_a_class_unscaled(tmp_path: Path) -> None:
     assert measure_box_scales(SheetNetRunner(SPEC, _forward), _sheets(tmp_path, MIN_MATCHES - 1)) == {}
+
+
+def test_the_bias_is_measured_on_sheets_at_the_working_size_for_the_classes_asked() -> None:
+    sheets = [
+        TrainingSheet(
+            name=f"s{i}",
+            origin="real",
+            image=np.full((128, 96, 3), 235, np.uint8),
+            plant=None,
+            boxes=np.array([[28.0, 56.0, 76.0, 80.0]], np.float32),
+            classes=np.array([LABEL]),
+            known=np.ones(len(BOX_CLASSES), bool),
+        )
+        for i in range(MIN_MATCHES)
+    ]
+    runner = SheetNetRunner(SPEC, _forward)
+    assert measure_box_scales_on_training_sheets(runner, sheets, ("label", "stamp")) == {
+        "label": pytest.approx((1.5, 1.5))
+    }
+    assert measure_box_scales_on_training_sheets(runner, sheets, ("leaf",)) == {}
+    unknown = [replace(sheet, known=np.zeros(len(BOX_CLASSES), bool)) for sheet in sheets]
+    assert measure_box_scales_on_training_sheets(runner, unknown, ("label",)) == {}
 
 
 def test_box_scales_travel_in_the_spec() -> None:
