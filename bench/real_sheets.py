@@ -10,11 +10,12 @@
     phenology class of the training sheets. Barcodes: the values a person reads on the sheet (the printed
     line; ``herbarium/real_sheets/annotations/barcode-values.json``) or zxing-cpp decodes in the true box,
     against those the backend reads (bars, else printed line) in the barcode boxes it shows.
-(2) The correction loop. Fold 0's model is version 1 in a temporary catalog. Half of fold 0's boxed
-    sheets go into a real Label Studio; the team's boxes stand in for the experts (validated
-    annotations); ``retrain`` collects them and fine-tunes through the gate; version 1 and the
-    candidate (version 2, promoted or not) are measured on the other half: ``loop_gain`` is the
-    difference of their non-vegetal mAP50 there.
+(2) The correction loop, as a herbarium whose sheets the defaults never saw would run it. Version 1 is
+    the model the bootstrap makes without the real sheets (the ``--floor`` model, trained first when
+    missing), in a temporary catalog. Half the boxed real sheets (every other one by name) go into a
+    real Label Studio; the team's boxes stand in for the experts (validated annotations); ``retrain``
+    collects them and fine-tunes through the gate; version 1 and the candidate (version 2, promoted or
+    not) are measured on the other half: ``loop_gain`` is the difference of their non-vegetal mAP50.
 
 Trained folds are kept under ``--out`` and reused by a rerun with the same settings. Last line:
 ``RESULT plant_iou=<x> nonveg_map50=<y> leaf_ap50=<z> label_ap50=<l> fertile_acc=<f>
@@ -149,9 +150,9 @@ def _print_sheets(scores: RealSheetScores) -> None:
         print("\t".join(cell(getattr(sheet, c)) for c in columns))
 
 
-def correction_round(v1_path: Path, fold: Sequence[RealSheet], samples: Path, work: Path) -> dict[str, Any]:
-    """Half the fold's boxed sheets corrected in a real Label Studio, retrained through the gate, measured on
-    the other half."""
+def correction_round(v1_path: Path, sheets: Sequence[RealSheet], samples: Path, work: Path) -> dict[str, Any]:
+    """Half the boxed ``sheets`` corrected in a real Label Studio, retrained through the gate, measured on the
+    other half."""
     from label_studio_sdk import LabelStudio
 
     from catalog.registry import Catalog
@@ -161,13 +162,13 @@ def correction_round(v1_path: Path, fold: Sequence[RealSheet], samples: Path, wo
     from connectors.retraining import retrain
     from herbarium.labels.labelstudio import as_labelstudio
 
-    boxed = sorted((s for s in fold if s.boxes is not None and "label" in s.exhaustive), key=lambda s: s.name)
+    boxed = sorted((s for s in sheets if s.boxes is not None and "label" in s.exhaustive), key=lambda s: s.name)
     corrected, measured = boxed[0::2], boxed[1::2]
     validated = {"from_name": REVIEW_CONTROL, "to_name": IMAGE_NAME, "type": "choices",
                  "value": {"choices": ["validated"]}}  # fmt: skip
     catalog = Catalog.open(home=work / "catalog")
     v1 = catalog.register(
-        "nonvegetal-detector", NONVEGETAL_TASK, v1_path, metrics={"dataset": "bench-fold-0"}, promote=True
+        "nonvegetal-detector", NONVEGETAL_TASK, v1_path, metrics={"dataset": "bench-loop"}, promote=True
     )
     root = samples.parent  # Label Studio serves files below its document root, never the root itself
     server = LabelStudioServer(data_dir=work / "label-studio", document_root=root)
@@ -253,10 +254,13 @@ def main() -> None:
     )
     loop: dict[str, Any] = {}
     if not (args.no_loop or args.floor):
-        print("correction round on fold 1's sheets", flush=True)
+        print("correction round: half the boxed real sheets corrected, from the model without them", flush=True)
+        floor = args.out / f"{args.profile}-floor" / "fold-0.safetensors"  # the --floor run's model, shared
+        floor.parent.mkdir(parents=True, exist_ok=True)
+        _fold_model(profile, [], floor)
         with tempfile.TemporaryDirectory(prefix="plantai-loop-") as work:
             os.environ["PLANTAI_HOME"] = str(Path(work) / "home")
-            loop = correction_round(paths[0], folds[0], Path(samples).resolve(), Path(work))
+            loop = correction_round(floor, sheets, Path(samples).resolve(), Path(work))
         print(f"  {loop['status']}: non-vegetal mAP50 on {len(loop['measured'])} other sheets "
               f"{loop['v1_nonvegetal_mAP50']:.3f} -> {loop['v2_nonvegetal_mAP50']:.3f}")  # fmt: skip
     report = {
