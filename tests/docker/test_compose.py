@@ -13,6 +13,7 @@ import pwd
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -148,8 +149,12 @@ def test_dockerfile_installs_cpu_torch_from_the_repository_root() -> None:
         assert "download.pytorch.org" not in path.read_text(), path
     ignore = (DOCKER_DIR / "Dockerfile.dockerignore").read_text().split()
     assert ignore[ignore.index("*") + 1 :], "the build context must be an allow-list"
-    for copied in re.findall(r"^COPY (\S+)", dockerfile, re.MULTILINE):
+    copies = re.findall(r"^COPY (\S+)", dockerfile, re.MULTILINE)
+    for copied in copies:
         assert f"!{copied.rstrip('/')}/" in ignore or f"!{copied}" in ignore, f"{copied} is not in the build context"
+    # Every package `pip install .` installs is in the image (a missing one installs as nothing, silently).
+    packages = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert {p.rstrip("*") for p in packages} <= set(copies), f"packages not copied: {packages} vs {copies}"
 
 
 # --- The resolved deployment ------------------------------------------------------------------------
