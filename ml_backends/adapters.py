@@ -515,13 +515,13 @@ class SheetNetSegmentationAdapter(SheetNetAdapter):
     kind = "segment"
 
     def predict(self, images: Sequence[SpecimenImage], tiling: Tiling | None = None) -> list[SpecimenLabels]:
-        from catalog.sheetnet.plant_refinement import refine_picture, refined_plant, resized_mask
+        from catalog.sheetnet.plant_refinement import resized_mask, served_plant
         from herbarium.labels.yolo import mask_outlines
 
         out: list[SpecimenLabels] = []
         for image, result in zip(images, self._results(images), strict=True):
             # Refined on a larger decode; outlines on the decoded picture's grid, the mask at the original size.
-            refined = refined_plant(result, refine_picture(image).image, self.conf)
+            refined = served_plant(result, image, self.conf)
             mask = resized_mask(refined, image.image.size)
             labels: list[Label] = []
             if mask.any():

@@ -19,9 +19,9 @@ from PIL import Image
 from catalog.sheetnet.plant_refinement import (
     otsu_threshold,
     paper_distance,
-    refine_picture,
     refined_plant,
     resized_mask,
+    served_plant,
 )
 from catalog.sheetnet.runtime import SheetNetRunner
 from catalog.sheetnet.spec import BOX_CLASSES, BOX_TASK_CHANNELS
@@ -118,7 +118,7 @@ def predict_sheet(
     )
     mask = None
     if sheet.plant_mask is not None if plant is None else plant:
-        refined = refined_plant(result, refine_picture(picture).image, threshold)
+        refined = served_plant(result, picture, threshold)
         mask = resized_mask(refined, (picture.original_width, picture.original_height))
     return Predictions(boxes, mask, result.trait_probabilities)
 

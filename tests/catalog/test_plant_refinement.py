@@ -14,6 +14,7 @@ from catalog.sheetnet.plant_refinement import (
     refine_plant_mask,
     refined_plant,
     resized_mask,
+    served_plant,
 )
 from catalog.sheetnet.runtime import SheetNetResult
 from catalog.sheetnet.spec import BOX_CLASSES
@@ -150,3 +151,10 @@ def test_masks_resize_by_nearest_neighbour() -> None:
     assert big.shape == (30, 20)
     assert big[10:20, 10:].all()
     assert big.sum() == 100
+
+
+def test_a_head_that_finds_no_plant_costs_no_larger_decode() -> None:
+    image = SpecimenImage(image=Image.fromarray(_sheet()), original_width=2000, original_height=3000, source=b"")
+    empty = served_plant(_result((200, 300), np.full((75, 50), -4.0, np.float32)), image, threshold=0.5)
+    assert empty.shape == (300, 200)
+    assert not empty.any()  # and the (unreadable) source was never decoded
