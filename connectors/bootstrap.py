@@ -96,7 +96,7 @@ class Profile:
 
 
 PROFILES: Mapping[str, Profile] = {
-    # About 15 minutes on 2 CPU cores, most of it training (a time budget shortens the schedule on a slower machine).
+    # About 18 minutes on 2 CPU cores (measured), most of it training (time budgets shorten it on a slower one).
     "demo": Profile(
         name="demo",
         input_side=768,

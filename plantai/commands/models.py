@@ -354,7 +354,7 @@ def bootstrap(
 
     \b
     Example:
-      plantai models bootstrap                  # about 15 minutes on 2 cores
+      plantai models bootstrap                  # about 18 minutes on 2 cores
       plantai models bootstrap --profile quick --json
     """
     from catalog.errors import CatalogError
