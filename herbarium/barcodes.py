@@ -22,6 +22,7 @@ READER = f"zxing-cpp@{metadata.version('zxing-cpp')}"
 MARGIN = 0.25  # of the box's height (and a tenth of its width) added around it: quiet zones matter
 MIN_CROP_SHORT_SIDE = 96  # crops are enlarged until their short side has this many pixels
 ENLARGEMENTS = (1, 2, 3)
+DECODE_SIDE = 4096  # the largest decode of a sheet barcodes are read in (a 68-Mpx scan's is ~70 MB of pixels)
 PRINTED_FORMAT = "printed line"  # the format of a value read from the human-readable line, not the bars
 PRINTED_BOX_WIDTH = 240  # crops for the printed line are enlarged until the box is this wide (at most 4x)
 MIN_PRINTED_DIGITS = 4  # a printed line with fewer digits is a heading ("NEW YORK BOTANICAL GARDEN"), not the value

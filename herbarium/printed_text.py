@@ -14,11 +14,13 @@ from importlib import metadata, util
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 PACKAGE = "rapidocr-onnxruntime"
-READER = f"{PACKAGE}@{metadata.version(PACKAGE)}"
+try:
+    READER = f"{PACKAGE}@{metadata.version(PACKAGE)}"
+except metadata.PackageNotFoundError:  # said as PrintedTextError when text is first read
+    READER = f"{PACKAGE}@missing"
 # The wheel's model files (rapidocr_onnxruntime/models/) this code was checked with, by role.
 PINNED_MODELS = {
     "det": ("ch_PP-OCRv4_det_infer.onnx", "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"),
@@ -83,10 +85,9 @@ def _ocr() -> Any:
                 rec_model_path=str(paths["rec"]),
                 cls_model_path=str(paths["cls"]),
                 use_cls=False,  # crops are upright: the angle classifier only costs time
-                # Crops are small: the default (short side up to 736 px) costs 8x the time, for the same reads
-                # on the sample barcodes.
+                # Crops are small: the default enlarges their short side to 736 px for detection (8x the time
+                # on the sample barcodes, for the same reads); "max" only ever shrinks large ones.
                 det_limit_type="max",
-                det_limit_side_len=960,
                 intra_op_num_threads=2,
             )
         return _reader
@@ -94,7 +95,9 @@ def _ocr() -> Any:
 
 def read_lines(picture: Image.Image) -> list[TextLine]:
     """Every line of printed text PP-OCRv4 finds in ``picture``, top to bottom."""
-    found, _elapsed = _ocr()(np.asarray(picture.convert("RGB")))
+    reader = _ocr()
+    with _reader_lock:  # rapidocr keeps per-call state on the reader: one call at a time
+        found, _elapsed = reader(picture.convert("RGB"))  # a PIL image: rapidocr turns it into BGR itself
     lines: list[TextLine] = []
     for corners, text, score in found or []:
         xs, ys = [float(p[0]) for p in corners], [float(p[1]) for p in corners]

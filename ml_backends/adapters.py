@@ -444,7 +444,7 @@ class SheetNetDetectionAdapter(SheetNetAdapter):
 
     Barcode boxes are read with zxing-cpp (:mod:`herbarium.barcodes`): in the decoded picture first, then,
     when that fails and the original is larger, in a larger decode of the same file (at most
-    BARCODE_DECODE_SIDE px), and last their printed line by OCR. A box read carries
+    herbarium.barcodes.DECODE_SIDE px), and last their printed line by OCR. A box read carries
     ``barcode: <text> (<format>)`` as its comment, and the reader joins its source.
     """
 
@@ -464,7 +464,6 @@ class SheetNetDetectionAdapter(SheetNetAdapter):
 
 
 BARCODE = "barcode"
-BARCODE_DECODE_SIDE = 4096  # a larger decode for barcodes the reduced picture cannot resolve
 
 
 def _with_barcode_values(image: SpecimenImage, labels: list[BoxLabel]) -> list[BoxLabel]:
@@ -472,13 +471,13 @@ def _with_barcode_values(image: SpecimenImage, labels: list[BoxLabel]) -> list[B
     printed line under the bars by OCR (bars too fine to decode); the reader joins the box's source."""
     from dataclasses import replace
 
-    from herbarium.barcodes import read_in_box, read_printed_value
+    from herbarium.barcodes import DECODE_SIDE, read_in_box, read_printed_value
     from herbarium.imaging import ImageReadError, read_image
 
     wanted = [i for i, label in enumerate(labels) if label.label == BARCODE]
     reads = {i: read_in_box(image.image, _scaled(labels[i].xyxy, image.scale)) for i in wanted}
     best = image
-    side = min(max(image.original_width, image.original_height), BARCODE_DECODE_SIDE)
+    side = min(max(image.original_width, image.original_height), DECODE_SIDE)
     if (
         any(found is None for found in reads.values())
         and image.source is not None

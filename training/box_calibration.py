@@ -16,7 +16,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from catalog.sheetnet.runtime import SheetNetRunner
-from catalog.sheetnet.spec import BOX_CLASSES, BOX_TASK_CHANNELS
+from catalog.sheetnet.spec import BOX_CLASSES, BOX_SCALE_RANGE, BOX_TASK_CHANNELS
 from herbarium.real_sheets import RealSheet
 from training.evaluation import predict_sheet
 from training.metrics import SheetBoxes, box_iou
@@ -25,7 +25,6 @@ from training.sheets import TrainingSheet
 MIN_MATCHES = 5  # a class's factors need this many matched boxes; others stay unscaled
 MATCH_IOU = 0.3  # a true box is matched by the best-overlapping prediction of its class, at this IoU or more
 MATCH_SCORE = 0.25  # ... among predictions scoring this much (the backends' lowest display threshold)
-FACTOR_RANGE = (0.5, 2.0)  # a larger correction is a broken decoder, not a bias: clipped
 
 
 def measure_box_scales(
@@ -90,7 +89,7 @@ def _size_ratios(
 
 
 def _factors(ratios: Sequence[tuple[int, float, float]]) -> dict[str, tuple[float, float]]:
-    low, high = FACTOR_RANGE
+    low, high = BOX_SCALE_RANGE  # clipped: a larger correction is a broken decoder, not a bias
     scales: dict[str, tuple[float, float]] = {}
     for index, name in enumerate(BOX_CLASSES):
         pairs = [(w, h) for cls, w, h in ratios if cls == index]

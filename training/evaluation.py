@@ -243,22 +243,27 @@ def _barcodes(sheet: RealSheet, truth: SheetBoxes, predicted: SheetBoxes, shown:
     """(barcode values readable on the sheet, those read the same in a barcode box the detector shows).
 
     Readable: what a person read on the sheet (its printed lines, :attr:`RealSheet.barcode_values`) and what
-    zxing-cpp decodes in the true boxes at full resolution. Read as the backend reads: the bars, else the
-    printed line (:func:`herbarium.barcodes.read_barcode`).
+    zxing-cpp decodes in the true boxes. Read as the backend reads: on a decode of at most DECODE_SIDE px,
+    the bars, else the printed line (:func:`herbarium.barcodes.read_barcode`).
     """
-    from herbarium.barcodes import read_barcode, read_in_box, same_value
+    from herbarium.barcodes import DECODE_SIDE, read_barcode, read_in_box, same_value
 
     assert predicted.scores is not None
-    full = read_image(sheet.image).image
+    decoded = read_image(sheet.image, max_side=DECODE_SIDE)
+    picture, scale = decoded.image, decoded.scale
+
+    def at_scale(box: npt.NDArray[Any]) -> tuple[float, float, float, float]:
+        return (float(box[0]) * scale, float(box[1]) * scale, float(box[2]) * scale, float(box[3]) * scale)
+
     expected = list(sheet.barcode_values)
     for box in truth.boxes[truth.classes == BARCODE]:
-        decoded = read_in_box(full, (float(box[0]), float(box[1]), float(box[2]), float(box[3])))
-        if decoded is not None and not any(same_value(decoded.text, value) for value in expected):
-            expected.append(decoded.text)
+        found = read_in_box(picture, at_scale(box))
+        if found is not None and not any(same_value(found.text, value) for value in expected):
+            expected.append(found.text)
     if not expected:
         return 0, 0
     shown_boxes = predicted.boxes[(predicted.classes == BARCODE) & (predicted.scores >= shown)]
-    reads = [read_barcode(full, (float(b[0]), float(b[1]), float(b[2]), float(b[3]))) for b in shown_boxes]
+    reads = [read_barcode(picture, at_scale(b)) for b in shown_boxes]
     values = [r.text for r in reads if r is not None]
     return len(expected), sum(any(same_value(value, v) for v in values) for value in expected)
 

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from catalog.sheetnet.runtime import pairwise_iou
+
 BoolMask = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -132,15 +134,10 @@ def detection_scores(
 
 
 def box_iou(a: FloatArray, b: FloatArray) -> FloatArray:
-    """Pairwise IoU of two sets of x0 y0 x1 y1 boxes: (len(a), len(b))."""
+    """Pairwise IoU of two sets of x0 y0 x1 y1 boxes: (len(a), len(b)); the runtime's own."""
     if not len(a) or not len(b):
         return np.zeros((len(a), len(b)), np.float32)
-    w = (np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])).clip(0)
-    h = (np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])).clip(0)
-    inter = w * h
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return np.asarray(inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9), np.float32)
+    return pairwise_iou(np.asarray(a, np.float32), np.asarray(b, np.float32))
 
 
 def _recall50(truth: SheetBoxes, predicted: SheetBoxes, keep: Sequence[int]) -> float:

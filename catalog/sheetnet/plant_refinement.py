@@ -35,6 +35,7 @@ GROW_SHARE = 0.05  # how far (share of the long side) the plant may grow into in
 KEEP_COVER = 0.2  # an ink region joins the plant when the network covers at least this share of it
 GROWTH_STOP_SCORE = 0.3  # non-vegetal elements shown at this score stop the plant growing into them
 ELEMENT_SURE_SCORE = 0.5  # ... and at this score take the network's plant pixels out of them
+MIN_INK_DISTANCE = 24  # L1 over R, G and B: about 8 levels a channel, JPEG noise on paper stays below it
 SHEET_PART_SHARE = 0.05  # paper-coloured regions this large (share of the picture) are parts of the sheet
 NONVEGETAL_TASK = "detect-nonvegetal"
 
@@ -82,7 +83,8 @@ def refine_plant_mask(
     if not plant.any():
         return plant
     distance = paper_distance(pixels, ~plant)
-    threshold = otsu_threshold(distance)
+    # On a flat or faint picture Otsu splits the paper's own noise: ink is never closer to the paper than this.
+    threshold = max(otsu_threshold(distance), MIN_INK_DISTANCE)
     ink = distance > threshold
     shown = _boxes_mask((height, width), elements[element_scores >= GROWTH_STOP_SCORE])
     sure = _boxes_mask((height, width), elements[element_scores >= ELEMENT_SURE_SCORE])
@@ -137,7 +139,8 @@ def refine_picture(image: SpecimenImage) -> SpecimenImage:
 def served_plant(result: SheetNetResult, image: SpecimenImage, threshold: float) -> BoolMask:
     """The plant as the backends serve it: refined on a larger decode of ``image`` (none when the head finds none).
 
-    The mask is on the grid of that decode (REFINE_SIDE, or the original if smaller): resize it to what you need.
+    The mask is on the grid of that decode (REFINE_SIDE, or the original if smaller), or of ``image`` when the
+    head finds no plant: resize it to what you need.
     """
     if not (result.plant_logits > _logit(threshold)).any():
         return np.zeros((image.image.height, image.image.width), dtype=bool)

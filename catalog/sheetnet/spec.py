@@ -40,6 +40,10 @@ PLANT_TASK = "segment-plant"
 DEFAULT_TRAIT = "phenology"
 
 
+# A decoded box's width or height factor (spec.box_scales): a larger correction is a broken decoder, not a bias.
+BOX_SCALE_RANGE = (0.5, 2.0)
+
+
 class SheetNetSpecError(ValueError):
     """A SheetNet file whose metadata is missing or does not describe a usable model."""
 
@@ -68,9 +72,12 @@ class SheetNetSpec:
             raise SheetNetSpecError(f"box classes {list(self.box_classes)} are not {list(BOX_CLASSES)}")
         if len(self.trait_classes) < 2 or len(set(self.trait_classes)) != len(self.trait_classes):
             raise SheetNetSpecError(f"trait classes must be two or more distinct names: {list(self.trait_classes)}")
+        low, high = BOX_SCALE_RANGE
         for name, factors in self.box_scales.items():
-            if name not in self.box_classes or len(factors) != 2 or not all(0.25 <= f <= 4.0 for f in factors):
-                raise SheetNetSpecError(f"box_scales[{name!r}]: a box class and two factors in 0.25..4, got {factors}")
+            if name not in self.box_classes or len(factors) != 2 or not all(low <= f <= high for f in factors):
+                raise SheetNetSpecError(
+                    f"box_scales[{name!r}]: a box class and two factors in {low}..{high}, got {factors}"
+                )
 
     def tasks(self) -> tuple[str, ...]:
         """The catalog tasks this file can serve."""
@@ -105,12 +112,18 @@ class SheetNetSpec:
                 trait_classes=tuple(str(c) for c in data["trait_classes"]),
                 architecture=str(data["architecture"]),
                 encoder_origin={str(k): str(v) for k, v in dict(data.get("encoder_origin") or {}).items()},
-                box_scales={str(k): (float(v[0]), float(v[1])) for k, v in dict(data.get("box_scales") or {}).items()},
+                box_scales={str(k): _pair(v) for k, v in dict(data.get("box_scales") or {}).items()},
             )
         except (KeyError, TypeError, ValueError) as error:
             if isinstance(error, SheetNetSpecError):
                 raise
             raise SheetNetSpecError(f"{METADATA_KEY} metadata is malformed: {error}") from None
+
+
+def _pair(value: Any) -> tuple[float, float]:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise SheetNetSpecError(f"box_scales: expected [width factor, height factor], got {value!r}")
+    return float(value[0]), float(value[1])
 
 
 def read_file_spec(path: Path) -> SheetNetSpec:

@@ -175,9 +175,14 @@ def _barcode_values() -> dict[str, tuple[str, ...]]:
         return {}
     try:
         data = json.loads(BARCODE_VALUES.read_text(encoding="utf-8"))
-        return {str(image): tuple(str(v) for v in values) for image, values in dict(data).items()}
-    except (json.JSONDecodeError, TypeError, ValueError) as error:
-        raise RealSheetsError(f"{BARCODE_VALUES}: expected image -> [values] ({error})") from None
+    except json.JSONDecodeError as error:
+        raise RealSheetsError(f"{BARCODE_VALUES}: not valid JSON ({error})") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(values, list) and values and all(isinstance(v, str) and v.strip() for v in values)
+        for values in data.values()
+    ):
+        raise RealSheetsError(f"{BARCODE_VALUES}: expected {{image path: [value, ...]}} with non-empty strings")
+    return {str(image): tuple(values) for image, values in data.items()}
 
 
 def _check_box(label: BoxLabel, path: Path, image: str) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from catalog.sheetnet import plant_refinement
 from catalog.sheetnet.plant_refinement import (
     otsu_threshold,
     refine_picture,
@@ -153,8 +154,25 @@ def test_masks_resize_by_nearest_neighbour() -> None:
     assert big.sum() == 100
 
 
-def test_a_head_that_finds_no_plant_costs_no_larger_decode() -> None:
-    image = SpecimenImage(image=Image.fromarray(_sheet()), original_width=2000, original_height=3000, source=b"")
+def test_a_head_that_finds_no_plant_costs_no_larger_decode(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_decode(image: SpecimenImage) -> SpecimenImage:
+        raise AssertionError("decoded a larger picture for an empty mask")
+
+    monkeypatch.setattr(plant_refinement, "refine_picture", no_decode)
+    image = SpecimenImage(image=Image.fromarray(_sheet()), original_width=2000, original_height=3000)
     empty = served_plant(_result((200, 300), np.full((75, 50), -4.0, np.float32)), image, threshold=0.5)
     assert empty.shape == (300, 200)
-    assert not empty.any()  # and the (unreadable) source was never decoded
+    assert not empty.any()
+    coarse = np.full((75, 50), -4.0, np.float32)
+    coarse[9:66, 19:34] = 4.0
+    with pytest.raises(AssertionError, match="larger picture"):
+        served_plant(_result((200, 300), coarse), image, threshold=0.5)
+
+
+def test_a_flat_picture_adds_nothing_to_the_network() -> None:
+    flat = np.full((300, 200, 3), PAPER, np.uint8)
+    flat[::2, ::2] += 1  # JPEG-like noise a level deep: not ink
+    seen = np.zeros((300, 200), bool)
+    seen[100:120, 90:110] = True
+    refined = refine_plant_mask(flat, seen, NO_BOXES, NO_SCORES)
+    assert not refined[~seen].any()

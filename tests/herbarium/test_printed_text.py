@@ -9,6 +9,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from herbarium import printed_text
+from herbarium.barcodes import PRINTED_FORMAT, read_printed_value
 from herbarium.printed_text import PINNED_MODELS, PrintedTextError, origin, read_lines, verified_models
 
 
@@ -43,3 +44,23 @@ def test_lines_are_read_top_to_bottom() -> None:
     assert [line.text.replace(" ", "") for line in lines] == ["HERBARIUM2026", "No.04712"]
     assert all(line.score > 0.9 for line in lines)
     assert lines[0].box[1] < 60 < lines[1].box[1]
+
+
+def _printed(lines: list[tuple[int, int, str]], size: tuple[int, int] = (480, 220)) -> Image.Image:
+    picture = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(picture)
+    for x, y, text in lines:
+        draw.text((x, y), text, fill="black", font=ImageFont.load_default(size=34))
+    return picture
+
+
+def test_the_printed_value_is_the_row_with_most_digits_joined_left_to_right() -> None:
+    picture = _printed([(20, 10, "HERBARIUM LUGDUNUM"), (40, 120, "WAG"), (200, 120, "0059912")])
+    found = read_printed_value(picture, (20.0, 60.0, 460.0, 110.0))  # the bars' box between the two rows
+    assert found is not None
+    assert (found.text, found.format) == ("WAG 0059912", PRINTED_FORMAT)
+
+
+def test_a_heading_without_digits_is_no_value() -> None:
+    picture = _printed([(20, 120, "BOTANICAL GARDEN")])
+    assert read_printed_value(picture, (20.0, 60.0, 460.0, 110.0)) is None

@@ -87,3 +87,5 @@ def test_box_scales_travel_in_the_spec() -> None:
         replace(SPEC, box_scales={"label": (9.0, 1.0)})
     with pytest.raises(SheetNetSpecError, match="box_scales"):
         replace(SPEC, box_scales={"tape": (1.0, 1.0)})
+    with pytest.raises(SheetNetSpecError, match="box_scales"):
+        SheetNetSpec.from_json(SPEC.to_json().replace('"box_scales": {}', '"box_scales": {"label": [1.0, 1.1, 1.2]}'))
