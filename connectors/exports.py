@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from connectors.dwca_writer import Measurement, write_dwca
 from connectors.projects import SpecimenTask
-from connectors.specimens import Measurement, write_dwca
 from connectors.training_data import TrainingDataset, export_detection
 from herbarium.imaging import read_image
 from herbarium.labels import (

@@ -13,13 +13,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 import connectors.specimens as specimens_module
+from connectors.dwca_writer import write_dwca
 from connectors.projects import SpecimenTask
 from connectors.specimens import (
     BarcodeMatch,
     SpecimenImportError,
     read_dwca,
     read_folder,
-    write_dwca,
 )
 from herbarium.synth import Manifest, write_sheets
 from plantai.cli import cli

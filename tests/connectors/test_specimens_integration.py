@@ -10,9 +10,9 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from connectors.dwca_writer import write_dwca
 from connectors.local_labelstudio import LocalLabelStudio
 from connectors.projects import create_project
-from connectors.specimens import write_dwca
 from herbarium.synth import write_sheets
 from plantai.cli import cli
 
