@@ -136,12 +136,7 @@ def annotation_path(collection: str) -> Path:
 def _annotations(collection: str) -> dict[str, tuple[SpecimenLabels, frozenset[str]]]:
     """image path inside the samples folder → (the team's boxes, the classes boxed completely)."""
     path = annotation_path(collection)
-    if not path.is_file():
-        return {}
-    try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise RealSheetsError(f"{path}: not valid JSON ({error})") from None
+    tasks = _read_json(path, [])
     out: dict[str, tuple[SpecimenLabels, frozenset[str]]] = {}
     for i, task in enumerate(tasks):
         try:
@@ -169,14 +164,19 @@ def _annotations(collection: str) -> dict[str, tuple[SpecimenLabels, frozenset[s
 BARCODE_VALUES = ANNOTATIONS_DIR / "barcode-values.json"
 
 
+def _read_json(path: Path, missing: Any) -> Any:
+    """The JSON in ``path``; ``missing`` when there is no such file."""
+    if not path.is_file():
+        return missing
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise RealSheetsError(f"{path}: not valid JSON ({error})") from None
+
+
 def _barcode_values() -> dict[str, tuple[str, ...]]:
     """image path inside the samples folder → the values a person read on its barcodes."""
-    if not BARCODE_VALUES.is_file():
-        return {}
-    try:
-        data = json.loads(BARCODE_VALUES.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise RealSheetsError(f"{BARCODE_VALUES}: not valid JSON ({error})") from None
+    data = _read_json(BARCODE_VALUES, {})
     if not isinstance(data, dict) or not all(
         isinstance(values, list) and values and all(isinstance(v, str) and v.strip() for v in values)
         for values in data.values()
