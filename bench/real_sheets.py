@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from catalog.sheetnet import network  # noqa: E402
 from catalog.sheetnet.runtime import SheetNetRunner  # noqa: E402
-from catalog.sheetnet.spec import BOX_CLASSES, BOX_TASK_CHANNELS  # noqa: E402
+from catalog.sheetnet.spec import BOX_CLASSES, BOX_TASK_CHANNELS, SheetNetSpec  # noqa: E402
 from connectors.bootstrap import (  # noqa: E402
     PROFILES,
     Profile,
@@ -54,6 +55,8 @@ from connectors.bootstrap import (  # noqa: E402
 from herbarium.real_sheets import RealSheet, default_samples_dir, load_real_sheets  # noqa: E402
 from training.evaluation import RealSheetScores, evaluate, evaluate_folds  # noqa: E402
 from training.metrics import SheetBoxes, detection_scores  # noqa: E402
+from training.pools import build_pools  # noqa: E402
+from training.sheetnet_trainer import fit_trait_head  # noqa: E402
 
 NONVEGETAL_TASK = "detect-nonvegetal"
 
@@ -76,6 +79,9 @@ def _fold_model(profile: Profile, training: Sequence[RealSheet], path: Path) -> 
             calibrate_box_scales(net, training, lambda done, total: None)
             network.save(net, path)
             print(f"  box scales measured on the fold's training sheets: {dict(net.spec.box_scales)}", flush=True)
+        if net.spec.trait_features != SheetNetSpec().trait_features:  # trained before the trait head's features changed
+            net = _refit_trait_head(profile, net, training)
+            network.save(net, path)
         return net
     last = [""]
 
@@ -89,6 +95,25 @@ def _fold_model(profile: Profile, training: Sequence[RealSheet], path: Path) -> 
     print(f"  trained in {time.perf_counter() - started:.0f} s ({trained.outcome.iterations} iterations)", flush=True)
     network.save(trained.net, path)
     return trained.net
+
+
+def _refit_trait_head(profile: Profile, net: network.SheetNet, training: Sequence[RealSheet]) -> network.SheetNet:
+    """``net`` with the trait head the recipe fits today: every other weight kept, the trait refitted on the
+    same trait pool (the bootstrap fits it last, on whole sheets, leaving the rest of the net untouched)."""
+    spec = replace(net.spec, trait_features=SheetNetSpec().trait_features)
+    refitted = network.build(spec, pretrained=True)
+    kept = {k: v for k, v in net.state_dict().items() if not k.startswith("trait.")}
+    missing, unexpected = refitted.load_state_dict(kept, strict=False)
+    if unexpected or any(not k.startswith(("trait.", "trait_encoder.")) for k in missing):
+        raise RuntimeError(f"cannot carry the fold's weights over: missing {missing}, unexpected {unexpected}")
+    pools = build_pools(training, spec, profile.pools, seed=0)
+    fit = fit_trait_head(refitted, pools.trait)
+    print(
+        f"  trait head refitted ({spec.trait_features} features) on {fit.sheets} sheets: cross-validated "
+        f"{fit.probe_accuracy:.3f} vs prior {fit.prior_accuracy:.3f} -> {'prior' if fit.uses_prior else 'probe'}",
+        flush=True,
+    )
+    return refitted.eval()
 
 
 def _prior_boxes(training: Sequence[RealSheet]) -> dict[int, np.ndarray[Any, Any]]:

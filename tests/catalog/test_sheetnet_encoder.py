@@ -18,10 +18,13 @@ from catalog.sheetnet.network import (
     ENCODER_SHA256,
     LITE0_STAGE_BLOCKS,
     PretrainedWeightsError,
+    map_lukemelas_head,
     map_lukemelas_lite0,
     pretrained_weights_path,
 )
 from tests.conftest import SAMPLES_DIR
+
+_BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
 def _wheel_state() -> dict[str, torch.Tensor]:
@@ -75,6 +78,41 @@ def test_mapped_timm_model_gives_the_reference_implementations_logits() -> None:
         expected, got = reference(picture), ours(picture)
     assert torch.allclose(expected, got, atol=1e-3), float((expected - got).abs().max())
     assert expected.argmax(1).tolist() == got.argmax(1).tolist()
+
+
+def test_the_trait_encoder_is_the_whole_imagenet_network_up_to_its_pooled_features() -> None:
+    state = _wheel_state()
+    features = network.ImageNetFeatures()
+    features.load_pretrained()
+    assert set(map_lukemelas_head(state)) <= set(features.state_dict())
+    torch.manual_seed(1)
+    picture = torch.rand(2, 3, 224, 224) * 2 - 1
+    with torch.no_grad():
+        pooled = features(picture)
+        logits = pooled @ state["_fc.weight"].T + state["_fc.bias"]  # the ImageNet classifier on our features
+        expected = _timm_classifier(state)(picture)
+    assert pooled.shape == (2, network.IMAGENET_FEATURES)
+    assert torch.allclose(logits, expected, atol=1e-3), float((logits - expected).abs().max())
+
+
+def test_the_trait_encoder_stays_frozen_and_in_eval_mode_while_the_net_trains() -> None:
+    net = network.build(network.SheetNetSpec(input_side=128), pretrained=True)
+    assert net.trait_encoder is not None
+    before = {k: v.clone() for k, v in net.trait_encoder.state_dict().items()}
+    net.train()
+    assert net.encoder.training
+    assert not net.trait_encoder.training
+    assert not any(p.requires_grad for p in net.trait_encoder.parameters())
+    net(torch.rand(2, 3, 128, 96) * 2 - 1)  # a training-mode forward: ImageNet's batch statistics must not move
+    after = net.trait_encoder.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_weights_without_the_imagenet_head_are_refused() -> None:
+    state = {k: v for k, v in _wheel_state().items() if not k.startswith("_conv_head.")}
+    assert map_lukemelas_head(state).keys() == {f"head.1.{k}" for k in _BN_KEYS}  # only what is there
+    with pytest.raises(PretrainedWeightsError, match="no ImageNet head"):
+        map_lukemelas_head({})
 
 
 def test_a_herbarium_sheet_looks_like_paper_or_plants_to_imagenet() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +153,21 @@ def test_onnx_runs_what_torch_runs_on_a_picture_of_any_proportions(tiny_file: Pa
     for name in ("plant_logits", "box_heat", "box_regression", "trait_probabilities"):
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), atol=2e-4, err_msg=name)
     assert by_onnx.spec == by_torch.spec
+
+
+def test_a_file_written_before_the_trait_features_field_reads_the_fine_tuned_encoder(tmp_path: Path) -> None:
+    spec = SheetNetSpec(input_side=128)
+    assert spec.trait_features == "imagenet"
+    older = json.loads(spec.to_json())
+    del older["trait_features"]
+    assert SheetNetSpec.from_json(json.dumps(older)).trait_features == "sheet"
+    net = network.build(SheetNetSpec(input_side=128, trait_features="sheet"), pretrained=False)
+    assert net.trait_encoder is None
+    reloaded = network.load(network.save(net, tmp_path / "older.safetensors"))
+    assert reloaded.spec.trait_features == "sheet"
+    assert reloaded.trait.in_features == net.trait.in_features != network.IMAGENET_FEATURES
+    with pytest.raises(SheetNetSpecError, match="trait_features"):
+        SheetNetSpec(trait_features="fine-tuned")
 
 
 def test_a_file_without_a_spec_or_not_safetensors_is_refused(tmp_path: Path) -> None:

@@ -42,6 +42,8 @@ def _losses(net: network.SheetNet, sheets: list[TrainingSheet]) -> dict[str, flo
 def test_training_lowers_every_loss_on_the_sheets_it_saw(sheets: list[TrainingSheet]) -> None:
     torch.manual_seed(0)
     start = network.build(SPEC, pretrained=True)
+    assert start.trait_encoder is not None
+    imagenet = {k: v.clone() for k, v in start.trait_encoder.state_dict().items()}
     before = _losses(start, sheets)
     settings = SheetNetTraining(
         iterations=40, windows=(Window(96, (0.8, 1.0), 3, 1.0),), pool_weights={"synthetic": 1.0}
@@ -56,6 +58,9 @@ def test_training_lowers_every_loss_on_the_sheets_it_saw(sheets: list[TrainingSh
     for name in ("plant", "heat", "regression"):
         assert after[name] < before[name], (name, before[name], after[name])
     assert not outcome.net.training
+    assert outcome.net.trait_encoder is not None
+    kept = outcome.net.trait_encoder.state_dict()
+    assert all(torch.equal(imagenet[k], kept[k]) for k in imagenet)  # the trait's encoder is not trained
 
 
 def test_a_time_budget_shortens_the_schedule(sheets: list[TrainingSheet]) -> None:
