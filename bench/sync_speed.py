@@ -236,9 +236,9 @@ def _label_count(dataset: Any, field: str) -> int:
 
 def _check_signatures(client: Any, project_id: int, dataset: Any) -> None:
     """What the sync stored says "unchanged" for every task as Label Studio's task list shows it."""
-    from connectors.sync import _Reader, task_signature
+    from connectors.sync import TaskReader, task_signature
 
-    listing = {int(t["id"]): task_signature(t) for t in _Reader(client, project_id).listing()}
+    listing = {int(t["id"]): task_signature(t) for t in TaskReader(client, project_id).listing()}
     stored = dict(zip(*dataset.values(["ls_task_id", "ls_signature"]), strict=True))
     differ = [(task_id, stored.get(task_id), sig) for task_id, sig in listing.items() if stored.get(task_id) != sig]
     assert not differ, f"{len(differ)} stored signatures differ from the task list, e.g. {differ[:2]}"

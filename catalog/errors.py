@@ -63,5 +63,9 @@ class UnknownTrainingRunError(CatalogError):
     """No training run has that id."""
 
 
+class TrainingBusyError(CatalogError):
+    """Another job is already training this model."""
+
+
 class ConcurrentUpdateError(CatalogError):
     """Another writer kept the catalog busy past the retries."""

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import getpass
 import math
-import re
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,11 +22,9 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from catalog.database import create_catalog_engine, default_catalog_url, upgrade_to_head
 from catalog.errors import (
     ArtefactError,
-    CatalogError,
     ConcurrentUpdateError,
     DuplicateVersionError,
     InvalidMetricsError,
-    InvalidNameError,
     InvalidTaskError,
     InvalidWeightsError,
     LabelMismatchError,
@@ -37,21 +33,22 @@ from catalog.errors import (
     UnknownTrainingRunError,
     UnknownVersionError,
 )
+from catalog.names import validate_model_name
 from catalog.records import (
     METRIC_DATASET_SEPARATOR,
     ArtefactInfo,
     ArtefactProblem,
     ModelInfo,
     StageChangeInfo,
-    TrainingRunInfo,
     VerifyReport,
     VersionInfo,
     metric_key,
 )
-from catalog.schema import TRAINING_STATUSES, Artefact, Model, ModelVersion, StageChange, TrainingRun, utc_now
+from catalog.schema import Artefact, Model, ModelVersion, StageChange, TrainingRun
 from catalog.semver import next_version, validate_version, version_key
 from catalog.store import ContentStore, StoredFile
 from catalog.tasks import TaskSpec, label_set_for, match_class_names, resolve_labels, resolve_task
+from catalog.training_runs import TrainingRuns
 from catalog.weights import (
     FORMAT_BY_FRAMEWORK,
     WeightsInfo,
@@ -64,7 +61,6 @@ from herbarium.settings import plantai_home
 
 T = TypeVar("T")
 
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _WRITE_ATTEMPTS = 6
 WEIGHTS_ROLE = "weights"
 ONNX_ROLE = "onnx"
@@ -75,14 +71,6 @@ def _current_user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-def validate_model_name(name: str) -> str:
-    if not _MODEL_NAME.match(name):
-        raise InvalidNameError(
-            f"model name {name!r} must start with a letter or digit and use only letters, digits, '.', '_' or '-'"
-        )
-    return name
 
 
 def validate_metrics(metrics: Mapping[str, Any] | None) -> tuple[dict[str, float], str | None]:
@@ -123,7 +111,7 @@ def _sorted_versions(rows: Sequence[ModelVersion]) -> list[ModelVersion]:
     return sorted(rows, key=lambda row: version_key(row.version))
 
 
-class Catalog:
+class Catalog(TrainingRuns):
     """Versioned PlantAI models: weights in a content-addressed store, everything else in a database."""
 
     def __init__(self, engine: Engine, home: Path) -> None:
@@ -583,77 +571,3 @@ class Catalog:
             return ArtefactInfo.of(artefact)
 
         return self._apply_with_file(stored, apply)
-
-    # -- training runs ------------------------------------------------------------------------
-
-    def create_training_run(
-        self,
-        model_name: str,
-        parameters: Mapping[str, Any] | None = None,
-        dataset_snapshot: str | None = None,
-        log_path: Path | str | None = None,
-        status: str = "queued",
-    ) -> TrainingRunInfo:
-        validate_model_name(model_name)
-        _check_status(status)
-        started = utc_now() if status == "running" else None
-
-        def apply(session: Session) -> TrainingRunInfo:
-            run = TrainingRun(
-                model_name=model_name,
-                status=status,
-                parameters=dict(parameters or {}),
-                dataset_snapshot=dataset_snapshot,
-                log_path=str(log_path) if log_path is not None else None,
-                started_at=started,
-            )
-            session.add(run)
-            session.flush()
-            return TrainingRunInfo.of(run)
-
-        return self._write(apply)
-
-    def update_training_run(
-        self,
-        run_id: int,
-        status: str | None = None,
-        log_path: Path | str | None = None,
-        parameters: Mapping[str, Any] | None = None,
-    ) -> TrainingRunInfo:
-        """Change a run's status (timing ``started_at``/``finished_at``), log path or parameters."""
-        if status is not None:
-            _check_status(status)
-
-        def apply(session: Session) -> TrainingRunInfo:
-            run = session.get(TrainingRun, run_id, with_for_update=True)
-            if run is None:
-                raise UnknownTrainingRunError(f"no training run with id {run_id}")
-            now: datetime = utc_now()
-            if status is not None:
-                if status == "running" and run.started_at is None:
-                    run.started_at = now
-                if status in ("succeeded", "failed", "cancelled"):
-                    run.finished_at = now
-                run.status = status
-            if log_path is not None:
-                run.log_path = str(log_path)
-            if parameters is not None:
-                run.parameters = dict(parameters)
-            session.flush()
-            return TrainingRunInfo.of(run)
-
-        return self._write(apply)
-
-    def training_run(self, run_id: int) -> TrainingRunInfo:
-        def read(session: Session) -> TrainingRunInfo:
-            run = session.get(TrainingRun, run_id)
-            if run is None:
-                raise UnknownTrainingRunError(f"no training run with id {run_id}")
-            return TrainingRunInfo.of(run)
-
-        return self._read(read)
-
-
-def _check_status(status: str) -> None:
-    if status not in TRAINING_STATUSES:
-        raise CatalogError(f"training status {status!r} is not one of {', '.join(TRAINING_STATUSES)}")

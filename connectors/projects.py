@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from connectors.label_config import IMAGE_KEY, REVIEW_TASKS, review_config
+from herbarium.labels.local_files import LocalFilesError, local_files_url
 
 CATALOG_NUMBER_KEY = "catalogNumber"
 IMPORT_BATCH = 500  # Label Studio imports thousands of tasks per request; batches keep requests bounded
@@ -33,12 +33,11 @@ class SpecimenTask:
     record: Mapping[str, str] = field(default_factory=dict)
 
 
-def local_files_url(image: Path, document_root: Path) -> str:
-    """The ``/data/local-files/?d=...`` URL Label Studio serves ``image`` under."""
-    image, root = image.resolve(), document_root.resolve()
-    if not image.is_relative_to(root):
-        raise ProjectError(f"{image} is not under LOCAL_FILES_DOCUMENT_ROOT ({root}); Label Studio cannot serve it")
-    return "/data/local-files/?d=" + quote(image.relative_to(root).as_posix())
+def _served_url(image: Path, document_root: Path) -> str:
+    try:
+        return local_files_url(image, document_root)
+    except LocalFilesError as error:
+        raise ProjectError(str(error)) from None
 
 
 def create_project(
@@ -51,7 +50,7 @@ def create_project(
 ) -> Any:
     """A review project for ``tasks`` with a local storage over ``images_dir`` (nothing imported yet)."""
     images_dir = images_dir.resolve()
-    local_files_url(images_dir, document_root)  # refuses folders Label Studio could not serve
+    _served_url(images_dir, document_root)  # refuses folders Label Studio could not serve
     project = client.projects.create(title=title, label_config=review_config(tasks), description=description)
     client.import_storage.local.create(
         project=project.id, path=str(images_dir), use_blob_urls=True, title=f"{title} images", regex_filter=r"^$"
@@ -82,7 +81,7 @@ def import_specimens(
             skipped.append(specimen.catalog_number)
             continue
         data = {**specimen.record, CATALOG_NUMBER_KEY: specimen.catalog_number}
-        data[IMAGE_KEY] = local_files_url(specimen.image, document_root)
+        data[IMAGE_KEY] = _served_url(specimen.image, document_root)
         batch.append({"data": data})
         if len(batch) >= IMPORT_BATCH:
             new_ids += _import(client, project, batch)

@@ -262,9 +262,9 @@ def handle_event(event: Mapping[str, Any], home: Path | None = None) -> str | No
 
 
 def _review(annotation: Mapping[str, Any]) -> str | None:
-    from connectors.sync import _image_size
+    from herbarium.labels.labelstudio import task_image_size
 
-    width, height = _image_size({"annotations": [annotation]}) or (1, 1)  # no region: any size reads the choices
+    width, height = task_image_size({"annotations": [annotation]}) or (1, 1)  # no region: any size reads the choices
     return reviewed_sheet(annotation, width, height).review
 
 

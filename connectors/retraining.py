@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,17 +38,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from catalog.errors import UnknownModelError
 from catalog.records import TrainingRunInfo, VersionInfo
 from catalog.registry import Catalog
-from catalog.schema import TrainingRun, utc_now
 from catalog.sheetnet.spec import FRAMEWORK as SHEETNET
 from catalog.tasks import CLASSIFY_TRAIT, label_set_for, resolve_task
 from connectors.review import reviewed_sheet
-from connectors.training import _METRIC_KEYS, BASE_MODELS, LOG_NAME, TrainingError, _logged_to, train_yolo
+from connectors.training import BASE_MODELS, LOG_NAME, METRIC_KEYS, TrainingError, logged_to, train_yolo
 from connectors.training_data import (
     Kind,
     Specimen,
@@ -71,10 +66,6 @@ Progress = Callable[[str, float], None]  # (step, fraction of the whole job done
 
 class RetrainingError(RuntimeError):
     """A retraining job that cannot run as asked; the message says why."""
-
-
-class TrainingBusyError(RetrainingError):
-    """Another job is already training this model."""
 
 
 @dataclass(frozen=True)
@@ -128,7 +119,8 @@ def corrections_from_tasks(
 
     Images must be local files under ``document_root`` (Label Studio's local-files URLs).
     """
-    from connectors.sync import _image_size, image_path, newest_annotation
+    from connectors.sync import image_path, newest_annotation
+    from herbarium.labels.labelstudio import task_image_size
 
     out: list[Specimen] = []
     for task in tasks:
@@ -140,7 +132,7 @@ def corrections_from_tasks(
             raise RetrainingError(
                 f"task {task.get('id')}: its image is not a local file under the document root ({document_root})"
             )
-        size = _image_size(task)
+        size = task_image_size(task)
         if size is None:
             from herbarium.imaging import oriented_size
 
@@ -156,12 +148,12 @@ def collect_corrections(
     client: Any, projects: Sequence[int], document_root: Path | None = None, *, only_validated: bool = True
 ) -> list[Specimen]:
     """The expert-reviewed sheets of ``projects`` (Label Studio SDK client), as (image path, labels)."""
-    from connectors.sync import _Reader
+    from connectors.sync import TaskReader
 
     root = document_root or _document_root()
     out: list[Specimen] = []
     for project in projects:
-        reader = _Reader(client, int(project))
+        reader = TaskReader(client, int(project))
         for page, _total in reader.pages(None, 500):
             out += corrections_from_tasks(page, root, only_validated=only_validated)
     return out
@@ -170,81 +162,6 @@ def collect_corrections(
 def _document_root() -> Path | None:
     value = os.environ.get("LOCAL_FILES_DOCUMENT_ROOT")
     return Path(value) if value else None
-
-
-# ---------------------------------------------------------------------------------------------
-# One job per model: the training-run table is the lock
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _stale(run: TrainingRun) -> bool:
-    owner = run.parameters.get("owner") or {}
-    pid, host = owner.get("pid"), owner.get("host")
-    return isinstance(pid, int) and host == socket.gethostname() and not _pid_alive(pid)
-
-
-def recover_stale_runs(catalog: Catalog, model: str | None = None) -> list[int]:
-    """Mark ``running`` runs whose process (on this host) is gone as ``failed``; returns their ids."""
-
-    def apply(session: Session) -> list[int]:
-        query = select(TrainingRun).where(TrainingRun.status == "running")
-        if model is not None:
-            query = query.where(TrainingRun.model_name == model)
-        failed = []
-        for run in session.scalars(query).all():
-            if _stale(run):
-                run.status, run.finished_at = "failed", utc_now()
-                run.parameters = {**run.parameters, "reason": "the job's process died (killed?) while running"}
-                failed.append(run.id)
-        return failed
-
-    return catalog._write(apply)
-
-
-def running_runs(catalog: Catalog, model: str) -> list[TrainingRunInfo]:
-    def read(session: Session) -> list[TrainingRunInfo]:
-        query = select(TrainingRun).where(TrainingRun.model_name == model, TrainingRun.status == "running")
-        return [TrainingRunInfo.of(run) for run in session.scalars(query).all()]
-
-    return catalog._read(read)
-
-
-def acquire_run(catalog: Catalog, run_id: int) -> TrainingRunInfo:
-    """``queued`` -> ``running`` if no other run of the model runs; else the run is ``cancelled``, TrainingBusyError."""
-    recover_stale_runs(catalog, catalog.training_run(run_id).model_name)
-    owner = {"pid": os.getpid(), "host": socket.gethostname()}
-
-    def apply(session: Session) -> tuple[TrainingRunInfo, int | None]:
-        run = session.get(TrainingRun, run_id, with_for_update=True)
-        if run is None:
-            raise RetrainingError(f"no training run with id {run_id}")
-        other = session.scalars(
-            select(TrainingRun.id).where(
-                TrainingRun.model_name == run.model_name, TrainingRun.status == "running", TrainingRun.id != run.id
-            )
-        ).first()
-        if other is not None:
-            run.status, run.finished_at = "cancelled", utc_now()
-            run.parameters = {**run.parameters, "reason": f"training run {other} of this model was running"}
-        else:
-            run.status, run.started_at = "running", utc_now()
-            run.parameters = {**run.parameters, "owner": owner}
-        session.flush()
-        return TrainingRunInfo.of(run), other
-
-    info, other = catalog._write(apply)
-    if other is not None:
-        raise TrainingBusyError(f"model {info.model_name!r} is already being trained by run {other}")
-    return info
 
 
 def _finish(catalog: Catalog, run_id: int, status: str, **facts: Any) -> None:
@@ -300,7 +217,7 @@ def evaluate(weights: Path, dataset: TrainingDataset, imgsz: int, batch: int, lo
 
     from catalog.weights import yolo_class
 
-    with _logged_to(log):
+    with logged_to(log):
         model = yolo_class()(str(weights), task=dataset.kind)
         results = model.val(
             data=str(dataset.data),
@@ -316,7 +233,7 @@ def evaluate(weights: Path, dataset: TrainingDataset, imgsz: int, batch: int, lo
             exist_ok=True,
         )
     values = {str(k): float(v) for k, v in (results.results_dict or {}).items()}
-    return {name: values[key] for name, key in _METRIC_KEYS[dataset.kind].items() if key in values}
+    return {name: values[key] for name, key in METRIC_KEYS[dataset.kind].items() if key in values}
 
 
 def _train_imgsz(weights: Path | None, kind: Kind) -> int:
@@ -365,7 +282,7 @@ def retrain_specimens(
     if run_id is None:
         # ``extra`` may name the trigger (a new trait does).
         run_id = queue_run(catalog, model, **{"trigger": "direct", **dict(extra or {})}).id
-    acquire_run(catalog, run_id)
+    catalog.acquire_run(run_id)
     run_dir = catalog.home / RUNS_DIR / f"{run_id:06d}-{model}"
     log = run_dir / LOG_NAME
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -449,7 +366,7 @@ def _run(
     }
     current = catalog.training_run(run_id)
     catalog.update_training_run(run_id, parameters={**current.parameters, **parameters})
-    _set_snapshot(catalog, run_id, snapshot_id)
+    catalog.update_training_run(run_id, dataset_snapshot=snapshot_id)
 
     step(f"training {settings.epochs} epochs from {parameters['base']}", 0.1)
 
@@ -593,7 +510,7 @@ def _run_sheetnet(
     (run_dir / SNAPSHOT_FILE).write_text(
         json.dumps({**candidate.snapshot, "id": candidate.snapshot_id}, indent=2), encoding="utf-8"
     )
-    _set_snapshot(catalog, run_id, candidate.snapshot_id)
+    catalog.update_training_run(run_id, dataset_snapshot=candidate.snapshot_id)
     return _gate_and_register(
         catalog, model, task, list(production.labels), candidate.path, candidate.metric, candidate.candidate_metrics,
         candidate.production_metrics, production, candidate.snapshot_id, settings.margin, run_id, log, step,
@@ -604,15 +521,6 @@ def _run_sheetnet(
 def _flat(values: Mapping[str, Any]) -> dict[str, Any]:
     """JSON-safe parameters: nested settings as JSON text."""
     return {k: v if isinstance(v, str | int | float | bool) or v is None else json.dumps(v) for k, v in values.items()}
-
-
-def _set_snapshot(catalog: Catalog, run_id: int, snapshot_id: str) -> None:
-    def apply(session: Session) -> None:
-        run = session.get(TrainingRun, run_id)
-        if run is not None:
-            run.dataset_snapshot = snapshot_id
-
-    catalog._write(apply)
 
 
 def retrain(
@@ -648,16 +556,12 @@ __all__ = [
     "RetrainResult",
     "RetrainSettings",
     "RetrainingError",
-    "TrainingBusyError",
     "TrainingError",
-    "acquire_run",
     "centre_squares",
     "collect_corrections",
     "corrections_from_tasks",
     "evaluate",
     "queue_run",
-    "recover_stale_runs",
     "retrain",
     "retrain_specimens",
-    "running_runs",
 ]

@@ -52,6 +52,7 @@ import gc
 import hashlib
 import itertools
 import json
+import logging
 import math
 import os
 import re
@@ -63,7 +64,6 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlparse
 
 from bson import ObjectId
 
@@ -78,7 +78,14 @@ from connectors.review import expert_state, model_sources, prediction_labels, re
 from herbarium.labels import BoxLabel, Label, LabelError, LabelState, MaskLabel, PolygonLabel, SpecimenLabels
 from herbarium.labels import expert_source as expert_source_of
 from herbarium.labels.fiftyone import as_fiftyone
-from herbarium.labels.labelstudio import GEOMETRY_KEYS, ORIGIN_ATTRIBUTE, RESERVED_ATTRIBUTES, TEXTAREA_ATTRIBUTE
+from herbarium.labels.labelstudio import (
+    GEOMETRY_KEYS,
+    ORIGIN_ATTRIBUTE,
+    RESERVED_ATTRIBUTES,
+    TEXTAREA_ATTRIBUTE,
+    task_image_size,
+)
+from herbarium.labels.local_files import LocalFilesError, local_file
 from herbarium.taxonomy import PLANT, LabelSet, UnknownLabelError, label_set
 
 if TYPE_CHECKING:
@@ -87,7 +94,6 @@ if TYPE_CHECKING:
 INFO_KEY = "plantai_sync"
 DEFAULT_BATCH_SIZE = 250
 UNKNOWN_ATTRIBUTE = "taxonomy_unknown"
-LOCAL_FILES_PREFIX = "/data/local-files/"
 UNREVIEWED, ANNOTATED = "unreviewed", "annotated"
 
 # Label Studio control tag -> the FiftyOne field kind its labels become.
@@ -112,6 +118,8 @@ _SNAPSHOT_CHUNK_MIN = 500
 _PREDICTION_LIST_MAX = 20_000  # a first sync holds them all (about 22 kB each with 20 regions): bounded
 _EXPORT_TIMEOUT = 600
 _SELECT_BATCH = 500  # task ids per Data Manager request; keeps the URL far below Label Studio's 16 KiB limit
+
+log = logging.getLogger(__name__)
 
 
 class SyncError(RuntimeError):
@@ -225,20 +233,12 @@ def _resolves(control: str | None, name: str) -> bool:
 
 def image_path(url: str, document_root: Path | None) -> Path | None:
     """The local file behind a ``/data/local-files/?d=...`` URL under ``document_root``, if it is one."""
-    parsed = urlparse(url)
-    if document_root is None or not parsed.path.rstrip("/").endswith(LOCAL_FILES_PREFIX.rstrip("/")):
+    if document_root is None:
         return None
-    relative = parse_qs(parsed.query).get("d")
-    if not relative or not relative[0]:
-        return None
-    root = _resolved(document_root)
-    path = (root / relative[0]).resolve()
-    return path if path.is_relative_to(root) else None
-
-
-@functools.lru_cache(maxsize=16)
-def _resolved(directory: Path) -> Path:
-    return directory.resolve()
+    try:
+        return local_file(url, document_root)
+    except LocalFilesError:
+        return None  # not a file Label Studio would serve either
 
 
 def task_record(data: Mapping[str, Any], image_key: str = IMAGE_KEY) -> dict[str, str]:
@@ -269,17 +269,6 @@ def newest_annotation(annotations: Sequence[Mapping[str, Any]]) -> Mapping[str, 
 
 def _digest(value: Any) -> str:
     return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _image_size(task: Mapping[str, Any]) -> tuple[int, int] | None:
-    for record in (*(task.get("predictions") or ()), *(task.get("annotations") or ())):
-        if not isinstance(record, Mapping):
-            continue
-        for item in record.get("result") or ():
-            width, height = item.get("original_width"), item.get("original_height")
-            if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
-                return width, height
-    return None
 
 
 def _file_size(path: Path | None) -> tuple[int, int] | None:
@@ -338,7 +327,7 @@ def _task_basics(task: Mapping[str, Any], document_root: Path | None) -> _TaskBa
     data = task.get("data") or {}
     url = str(data.get(IMAGE_KEY) or "")
     path = image_path(url, document_root)
-    size = _image_size(task) or _file_size(path)
+    size = task_image_size(task) or _file_size(path)
     width, height = size if size is not None else (1, 1)  # no region to place: any size serves classifications
     predictions = [p for p in task.get("predictions") or () if isinstance(p, Mapping)]
     annotation = newest_annotation([a for a in task.get("annotations") or () if isinstance(a, Mapping)])
@@ -692,7 +681,10 @@ def _fast_task_fields(basics: _TaskBasics, controls: Mapping[str, str], new_id: 
     """
     try:
         return _fast_fields(basics, controls, new_id)
-    except Exception:  # not only _FallbackError: any surprise here goes to the general path, which decides
+    except _FallbackError:
+        return None  # expected: brush masks and inputs the general path reports
+    except Exception:  # a surprise is a bug of the fast path: the general path still decides, but it is said
+        log.warning("sync fast path failed on task %s; the general path takes it", basics.task_id, exc_info=True)
         return None
 
 
@@ -774,7 +766,7 @@ def _fast_read(
     """
     if type(results) is not list:
         raise _FallbackError
-    # 1. The checks of from_labelstudio's _check_item and _image_size (the size must be the task's), and
+    # 1. The checks of from_labelstudio's _check_item and image size (the size must be the task's), and
     # the regions by id.
     to_name = None
     regions: dict[str, list[Any]] = {}  # region key -> [attributes from per-region results, comment]
@@ -1011,7 +1003,7 @@ def _fast_add(groups: _Groups, control: str, kind: str, document: dict[str, Any]
 # Label Studio reads
 
 
-class _Reader:
+class TaskReader:
     """Raw JSON reads through the SDK client's own HTTP client (auth and token refresh included)."""
 
     def __init__(self, client: Any, project_id: int) -> None:
@@ -1566,7 +1558,7 @@ def sync_project(
     started = time.perf_counter()
     name = dataset_name or default_dataset_name(project_id)
     report = SyncReport(project_id=project_id, dataset=name, full=full)
-    reader = _Reader(client, project_id)
+    reader = TaskReader(client, project_id)
     try:
         with _collector_paused():
             _run(reader, report, name, document_root, batch_size, full, progress)
@@ -1597,7 +1589,7 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _run(
-    reader: _Reader,
+    reader: TaskReader,
     report: SyncReport,
     name: str,
     document_root: Path | None,
@@ -1657,7 +1649,7 @@ def _run(
     dataset.save()
 
 
-def _reconcile(reader: _Reader, writer: _Writer, batch_size: int, progress: Progress | None, done: int) -> None:
+def _reconcile(reader: TaskReader, writer: _Writer, batch_size: int, progress: Progress | None, done: int) -> None:
     """Counters disagree: list every task (ids and counts only), drop the gone, fetch the changed."""
     listing = reader.listing()
     present = {int(t["id"]): task_signature(t) for t in listing}

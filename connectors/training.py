@@ -30,7 +30,7 @@ BASE_MODELS: Mapping[Kind, str] = {
     "classify": "yolo11n-cls.yaml",
 }
 # Ultralytics' result keys, under the names PlantAI records in the catalog.
-_METRIC_KEYS: Mapping[Kind, Mapping[str, str]] = {
+METRIC_KEYS: Mapping[Kind, Mapping[str, str]] = {
     "detect": {"mAP50": "metrics/mAP50(B)", "mAP50-95": "metrics/mAP50-95(B)"},
     "segment": {
         "mask_mAP50": "metrics/mAP50(M)",
@@ -145,7 +145,7 @@ def train_yolo(
         **options,
     }
     started = time.perf_counter()
-    with _logged_to(log), all_cores():
+    with logged_to(log), all_cores():
         try:
             model = yolo_class()(str(base), task=kind)
             if model.task != kind:
@@ -160,7 +160,7 @@ def train_yolo(
     trainer: Any = model.trainer
     best = Path(trainer.best) if Path(trainer.best).is_file() else Path(trainer.last)
     results = {str(k): float(v) for k, v in (trainer.metrics or {}).items()}
-    metrics = {name: results[key] for name, key in _METRIC_KEYS[kind].items() if key in results}
+    metrics = {name: results[key] for name, key in METRIC_KEYS[kind].items() if key in results}
     names = tuple(str(trainer.data["names"][i]) for i in sorted(trainer.data["names"]))
     return TrainedWeights(
         path=best,
@@ -174,7 +174,7 @@ def train_yolo(
 
 
 @contextlib.contextmanager
-def _logged_to(log: Path) -> Iterator[None]:
+def logged_to(log: Path) -> Iterator[None]:
     """Send Ultralytics' logger, prints and progress bars to ``log`` (appended) for the duration."""
     logger = logging.getLogger("ultralytics")
     handlers, propagate, level = logger.handlers[:], logger.propagate, logger.level

@@ -20,14 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connectors.label_config import IMAGE_KEY
-from connectors.projects import (
-    CATALOG_NUMBER_KEY,
-    IMPORT_BATCH,
-    ProjectError,
-    existing_catalog_numbers,
-    local_files_url,
-)
+from connectors.projects import CATALOG_NUMBER_KEY, IMPORT_BATCH, existing_catalog_numbers
 from herbarium.labels import Label, SpecimenLabels
+from herbarium.labels.local_files import LocalFilesError, local_files_url
 
 if TYPE_CHECKING:
     import fiftyone as fo
@@ -137,7 +132,7 @@ def send_view_for_review(
             continue
         try:
             url = local_files_url(Path(sample.filepath), document_root)
-        except ProjectError as error:
+        except LocalFilesError as error:
             report.refused.append((str(sample.id), str(error)))
             continue
         [specimen] = specimens_from_samples([sample])

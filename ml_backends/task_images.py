@@ -12,13 +12,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
 from herbarium.imaging import ImageReadError, SpecimenImage, read_image
+from herbarium.labels.local_files import LocalFilesError, is_local_files_url, local_file
 
-LOCAL_FILES_PREFIX = "/data/local-files/"
 MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024  # a 600-ppi TIFF master is 150-200 MB
 
 
@@ -105,18 +105,14 @@ class TaskImages:
 
     def local_path(self, ref: str) -> Path | None:
         """The file a ``/data/local-files/?d=...`` reference names, when it lies under the document root."""
-        parts = urlsplit(ref)
-        if not parts.path.startswith(LOCAL_FILES_PREFIX) or self.document_root is None:
+        if self.document_root is None or not is_local_files_url(ref):
             return None
-        if parts.netloc and not self._is_label_studio(ref):
+        if urlsplit(ref).netloc and not self._is_label_studio(ref):
             return None  # a foreign host's URL shaped like ours: download() refuses it
-        relative = parse_qs(parts.query).get("d", [""])[0]
-        if not relative:
-            raise TaskImageError(f"{ref}: local-files URL without ?d=<path>")
-        path = (self.document_root / unquote(relative).lstrip("/")).resolve()
-        if not path.is_relative_to(self.document_root):
-            raise TaskImageError(f"{ref}: path leaves LOCAL_FILES_DOCUMENT_ROOT")
-        return path
+        try:
+            return local_file(ref, self.document_root)
+        except LocalFilesError as error:
+            raise TaskImageError(str(error)) from None
 
     def _is_label_studio(self, url: str) -> bool:
         if self.label_studio is None:

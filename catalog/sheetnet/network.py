@@ -281,7 +281,7 @@ class SheetNet(nn.Module):
         return SheetNetOutputs(plant, heat, regression, self.trait_logits(x, features, heat))
 
 
-class _ServingGraph(nn.Module):
+class ServingGraph(nn.Module):
     """What the ONNX file computes: probabilities instead of raw logits."""
 
     def __init__(self, net: SheetNet) -> None:
@@ -349,7 +349,7 @@ def export_onnx(net: SheetNet, path: Path) -> Path:
     example = torch.zeros(1, 3, side, side * 3 // 4 // 32 * 32)
     try:
         torch.onnx.export(
-            _ServingGraph(net),
+            ServingGraph(net),
             (example,),
             str(path),
             input_names=["image"],

@@ -220,9 +220,9 @@ class SheetNetRunner:
         """A runner over an in-memory torch SheetNet (training evaluates candidates this way)."""
         import torch
 
-        from catalog.sheetnet.network import _ServingGraph
+        from catalog.sheetnet.network import ServingGraph
 
-        graph = _ServingGraph(net).eval()
+        graph = ServingGraph(net).eval()
 
         def forward(x: FloatArray) -> list[FloatArray]:
             with torch.inference_mode():

@@ -172,6 +172,18 @@ def from_labelstudio(
     return SpecimenLabels(width=image_width, height=image_height, labels=labels, comment=comment)
 
 
+def task_image_size(task: Mapping[str, Any]) -> tuple[int, int] | None:
+    """The image size a task's first region gives (``original_width``, ``original_height``), if any does."""
+    for record in (*(task.get("predictions") or ()), *(task.get("annotations") or ())):
+        if not isinstance(record, Mapping):
+            continue
+        for item in record.get("result") or ():
+            width, height = item.get("original_width"), item.get("original_height")
+            if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
+                return width, height
+    return None
+
+
 def as_labelstudio(
     specimen: SpecimenLabels,
     *,

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from connectors.local_labelstudio import LocalLabelStudio
-from connectors.projects import ProjectError, SpecimenTask, create_project, import_specimens, local_files_url
+from connectors.projects import ProjectError, SpecimenTask, create_project, import_specimens
 from herbarium.synth import generate_sheet
 
 pytestmark = pytest.mark.integration
@@ -50,7 +50,7 @@ def test_specimens_become_tasks_once_with_their_record_and_a_served_image(
 
 def test_images_outside_the_document_root_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ProjectError, match="not under LOCAL_FILES_DOCUMENT_ROOT"):
-        local_files_url(tmp_path / "a.jpg", tmp_path / "root")
+        create_project(None, "outside", tmp_path / "images", tmp_path / "root")  # refused before any request
 
 
 def test_projects_cli_creates_lists_reports_status_and_invites(

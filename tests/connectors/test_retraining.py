@@ -14,16 +14,9 @@ from typing import Any
 
 import pytest
 
+from catalog.errors import TrainingBusyError
 from catalog.registry import Catalog
-from connectors.retraining import (
-    TrainingBusyError,
-    acquire_run,
-    centre_squares,
-    corrections_from_tasks,
-    queue_run,
-    recover_stale_runs,
-    retrain_specimens,
-)
+from connectors.retraining import centre_squares, corrections_from_tasks, queue_run, retrain_specimens
 from connectors.training_data import split_specimens
 from herbarium.labels import LabelState
 from tests.connectors.retraining_helpers import (
@@ -108,11 +101,11 @@ def test_one_job_per_model_and_stale_runs_fail(tmp_path: Path) -> None:
     first = queue_run(catalog, MODEL)
     second = queue_run(catalog, MODEL)
     other_model = queue_run(catalog, "other-model")
-    assert acquire_run(catalog, first.id).status == "running"
+    assert catalog.acquire_run(first.id).status == "running"
     with pytest.raises(TrainingBusyError):
-        acquire_run(catalog, second.id)
+        catalog.acquire_run(second.id)
     assert catalog.training_run(second.id).status == "cancelled"
-    assert acquire_run(catalog, other_model.id).status == "running"  # the lock is per model
+    assert catalog.acquire_run(other_model.id).status == "running"  # the lock is per model
 
     # A run whose process is gone (killed) is failed by the next job, which may then start.
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -120,10 +113,10 @@ def test_one_job_per_model_and_stale_runs_fail(tmp_path: Path) -> None:
     owner = {**run.parameters["owner"], "pid": int(dead.stdout)}
     catalog.update_training_run(first.id, parameters={**run.parameters, "owner": owner})
     third = queue_run(catalog, MODEL)
-    assert acquire_run(catalog, third.id).status == "running"
+    assert catalog.acquire_run(third.id).status == "running"
     assert catalog.training_run(first.id).status == "failed"
     assert "died" in catalog.training_run(first.id).parameters["reason"]
-    assert recover_stale_runs(catalog) == []
+    assert catalog.recover_stale_runs() == []
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +212,7 @@ def test_a_killed_job_is_marked_failed_and_production_untouched(trained_models: 
     finally:
         if process.poll() is None:
             process.kill()
-    assert recover_stale_runs(catalog, MODEL) == [1]
+    assert catalog.recover_stale_runs(MODEL) == [1]
     run = catalog.training_run(1)
     assert run.status == "failed"
     assert "died" in run.parameters["reason"]

@@ -278,3 +278,21 @@ def test_the_collector_is_back_on_after_a_sync_even_a_failed_one() -> None:
         assert not gc.isenabled()  # it was off: it stays off
     finally:
         gc.enable()
+
+
+def test_a_fast_path_bug_leaves_the_task_to_the_general_path_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import connectors.sync
+
+    task = _task(random.Random(1), 9)
+    basics = _task_basics(task, None)
+    assert _fast_task_fields(basics, CONTROLS, _LabelIds()) is not None
+
+    def broken(*args: object) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(connectors.sync, "_fast_fields", broken)
+    with caplog.at_level("WARNING", logger="connectors.sync"):
+        assert _fast_task_fields(basics, CONTROLS, _LabelIds()) is None
+    assert "sync fast path failed on task 9" in caplog.text

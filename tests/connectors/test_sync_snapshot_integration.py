@@ -68,7 +68,7 @@ def test_listed_predictions_and_tasks_read_again_give_the_same_dataset(
 
     listed: list[int] = []
     read_again: list[int] = []
-    get, selected = sync._Reader.get, sync._Reader.selected
+    get, selected = sync.TaskReader.get, sync.TaskReader.selected
 
     def spy_get(self: Any, path: str, params: Any = None) -> Any:
         answer = get(self, path, params)
@@ -81,8 +81,8 @@ def test_listed_predictions_and_tasks_read_again_give_the_same_dataset(
         read_again.extend(ids)
         return selected(self, ids)
 
-    monkeypatch.setattr(sync._Reader, "get", spy_get)
-    monkeypatch.setattr(sync._Reader, "selected", spy_selected)
+    monkeypatch.setattr(sync.TaskReader, "get", spy_get)
+    monkeypatch.setattr(sync.TaskReader, "selected", spy_selected)
 
     # The predictions come from one list; the task whose predictions the list lacks is read again.
     exported = _unique("listed")
@@ -93,7 +93,7 @@ def test_listed_predictions_and_tasks_read_again_give_the_same_dataset(
 
     # Tasks changed after the sync's mark (here: all but the oldest) are read again too.
     oldest = min(fo.load_dataset(paged).values("ls_updated_at"))
-    monkeypatch.setattr(sync._Reader, "newest_update", lambda self: oldest)
+    monkeypatch.setattr(sync.TaskReader, "newest_update", lambda self: oldest)
     listed.clear()
     read_again.clear()
     changed = _unique("changed")

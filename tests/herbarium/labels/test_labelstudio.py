@@ -20,7 +20,13 @@ from herbarium.labels import (
     PolygonLabel,
     SpecimenLabels,
 )
-from herbarium.labels.labelstudio import ORIGIN_ATTRIBUTE, TEXTAREA_ATTRIBUTE, as_labelstudio, from_labelstudio
+from herbarium.labels.labelstudio import (
+    ORIGIN_ATTRIBUTE,
+    TEXTAREA_ATTRIBUTE,
+    as_labelstudio,
+    from_labelstudio,
+    task_image_size,
+)
 
 W, H = 698, 1024
 
@@ -494,3 +500,14 @@ def test_shuffled_per_region_results_still_attach() -> None:
     back = as_labelstudio(specimen)
     key = lambda r: (r["id"], r["from_name"])  # noqa: E731
     assert_json_equal(sorted(back, key=key), sorted(results, key=key))
+
+
+def test_a_tasks_image_size_is_its_first_sized_regions() -> None:
+    sized = {"original_width": 300, "original_height": 500}
+    task = {
+        "predictions": [{"result": [{"original_width": 0, "original_height": 10}]}, "not a record"],
+        "annotations": [{"result": [sized, {"original_width": 1, "original_height": 1}]}],
+    }
+    assert task_image_size(task) == (300, 500)
+    assert task_image_size({"annotations": [{"result": []}]}) is None
+    assert task_image_size({}) is None
