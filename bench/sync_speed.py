@@ -236,7 +236,8 @@ def _label_count(dataset: Any, field: str) -> int:
 
 def _check_signatures(client: Any, project_id: int, dataset: Any) -> None:
     """What the sync stored says "unchanged" for every task as Label Studio's task list shows it."""
-    from connectors.sync import TaskReader, task_signature
+    from connectors.sync import task_signature
+    from connectors.sync.reader import TaskReader
 
     listing = {int(t["id"]): task_signature(t) for t in TaskReader(client, project_id).listing()}
     stored = dict(zip(*dataset.values(["ls_task_id", "ls_signature"]), strict=True))

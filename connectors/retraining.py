@@ -148,7 +148,7 @@ def collect_corrections(
     client: Any, projects: Sequence[int], document_root: Path | None = None, *, only_validated: bool = True
 ) -> list[Specimen]:
     """The expert-reviewed sheets of ``projects`` (Label Studio SDK client), as (image path, labels)."""
-    from connectors.sync import TaskReader
+    from connectors.sync.reader import TaskReader
 
     root = document_root or _document_root()
     out: list[Specimen] = []

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from connectors.label_config import review_config
-from connectors.sync import UNKNOWN_ATTRIBUTE, label_controls, label_count, label_documents, task_fields
+from connectors.sync.task_fields import UNKNOWN_ATTRIBUTE, label_controls, label_count, label_documents, task_fields
 from herbarium.labels import BoxLabel, ClassificationLabel, LabelState, MaskLabel, PolygonLabel, SpecimenLabels
 from herbarium.labels.fiftyone import as_fiftyone
 

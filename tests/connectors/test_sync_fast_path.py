@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from connectors.label_config import review_config
-from connectors.sync import _collector_paused, _fast_task_fields, _LabelIds, _task_basics, _task_fields, label_controls
+from connectors.sync import _collector_paused, label_controls
+from connectors.sync.fast_path import LabelIds, fast_task_fields
+from connectors.sync.task_fields import basics_fields, task_basics
 
 from .test_sync_documents import _without_ids
 
@@ -223,9 +225,9 @@ def _task(rng: random.Random, task_id: int) -> dict[str, Any]:
 
 def _compare(task: dict[str, Any]) -> bool:
     """True when the fast path took the task (and then wrote what the general path writes)."""
-    basics = _task_basics(task, None)
-    fast = _fast_task_fields(basics, CONTROLS, _LabelIds())
-    general = _task_fields(basics, CONTROLS, build_ai=True, build_expert=True, as_documents=True)
+    basics = task_basics(task, None)
+    fast = fast_task_fields(basics, CONTROLS, LabelIds())
+    general = basics_fields(basics, CONTROLS, build_ai=True, build_expert=True, as_documents=True)
     if fast is None:
         return False
     assert _without_ids(vars(fast)) == _without_ids(vars(general)), task
@@ -246,7 +248,7 @@ def test_broken_tasks_go_to_the_general_path_which_reports_them() -> None:
         how = _break(rng, task)
         if not _compare(task):
             left.add(how)
-            general = _task_fields(_task_basics(task, None), CONTROLS, build_ai=True, build_expert=True,
+            general = basics_fields(task_basics(task, None), CONTROLS, build_ai=True, build_expert=True,
                                    as_documents=True)  # fmt: skip
             assert general.errors, how  # the fast path declines only what the general path reports
     # Each way of breaking a task was seen leaving the fast path at least once.
@@ -254,7 +256,7 @@ def test_broken_tasks_go_to_the_general_path_which_reports_them() -> None:
 
 
 def test_label_ids_are_new_object_ids() -> None:
-    first, second = _LabelIds(), _LabelIds()
+    first, second = LabelIds(), LabelIds()
     ids = [first() for _ in range(1000)] + [second() for _ in range(1000)]
     assert len(set(ids)) == len(ids)
     assert abs(ids[0].generation_time.timestamp() - ids[-1].generation_time.timestamp()) < 5
@@ -283,16 +285,16 @@ def test_the_collector_is_back_on_after_a_sync_even_a_failed_one() -> None:
 def test_a_fast_path_bug_leaves_the_task_to_the_general_path_and_says_so(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import connectors.sync
+    import connectors.sync.fast_path
 
     task = _task(random.Random(1), 9)
-    basics = _task_basics(task, None)
-    assert _fast_task_fields(basics, CONTROLS, _LabelIds()) is not None
+    basics = task_basics(task, None)
+    assert fast_task_fields(basics, CONTROLS, LabelIds()) is not None
 
     def broken(*args: object) -> None:
         raise KeyError("a bug")
 
-    monkeypatch.setattr(connectors.sync, "_fast_fields", broken)
-    with caplog.at_level("WARNING", logger="connectors.sync"):
-        assert _fast_task_fields(basics, CONTROLS, _LabelIds()) is None
+    monkeypatch.setattr(connectors.sync.fast_path, "_fast_fields", broken)
+    with caplog.at_level("WARNING", logger="connectors.sync.fast_path"):
+        assert fast_task_fields(basics, CONTROLS, LabelIds()) is None
     assert "sync fast path failed on task 9" in caplog.text

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import connectors.sync as sync
+import connectors.sync.reader as sync_reader
 from connectors.local_fiftyone_db import LocalFiftyOneDatabase
 from connectors.local_labelstudio import LocalLabelStudio
 from connectors.sync import canonical_dump, sync_project
@@ -38,7 +39,7 @@ def test_snapshot_exports_and_pages_give_the_same_dataset(
     project, _, root, paged = _paged_reference(ls_client, label_studio)
 
     monkeypatch.setattr(sync, "_SNAPSHOT_MIN_TASKS", 1)
-    monkeypatch.setattr(sync, "_SNAPSHOT_CHUNK_MIN", 2)  # three exports of 2, 2 and 1 tasks
+    monkeypatch.setattr(sync_reader, "_SNAPSHOT_CHUNK_MIN", 2)  # three exports of 2, 2 and 1 tasks
     exported = _unique("exported")
     done: list[int] = []
     report = sync_project(ls_client, project.id, exported, root, batch_size=2, progress=lambda d, t: done.append(d))
@@ -64,7 +65,7 @@ def test_listed_predictions_and_tasks_read_again_give_the_same_dataset(
     project, task_ids, root, paged = _paged_reference(ls_client, label_studio)
     expected = canonical_dump(fo.load_dataset(paged))
     monkeypatch.setattr(sync, "_SNAPSHOT_MIN_TASKS", 1)
-    monkeypatch.setattr(sync, "_SNAPSHOT_CHUNK_MIN", 2)
+    monkeypatch.setattr(sync_reader, "_SNAPSHOT_CHUNK_MIN", 2)
 
     listed: list[int] = []
     read_again: list[int] = []
@@ -103,7 +104,7 @@ def test_listed_predictions_and_tasks_read_again_give_the_same_dataset(
     assert canonical_dump(fo.load_dataset(changed)) == expected
 
     # Past the list's bound, each export carries the predictions in full: no list, nothing read again.
-    monkeypatch.setattr(sync, "_PREDICTION_LIST_MAX", 9)
+    monkeypatch.setattr(sync_reader, "_PREDICTION_LIST_MAX", 9)
     listed.clear()
     read_again.clear()
     full = _unique("full")
