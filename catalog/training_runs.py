@@ -103,13 +103,6 @@ class TrainingRuns:
 
         return self._read(read)
 
-    def running_runs(self, model: str) -> list[TrainingRunInfo]:
-        def read(session: Session) -> list[TrainingRunInfo]:
-            query = select(TrainingRun).where(TrainingRun.model_name == model, TrainingRun.status == "running")
-            return [TrainingRunInfo.of(run) for run in session.scalars(query).all()]
-
-        return self._read(read)
-
     def recover_stale_runs(self, model: str | None = None) -> list[int]:
         """Mark ``running`` runs whose process (on this host) is gone as ``failed``; returns their ids."""
 

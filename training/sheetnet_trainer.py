@@ -316,18 +316,13 @@ def _probe(features: torch.Tensor, labels: torch.Tensor, classes: int, steps: in
 
 
 def trait_features(net: SheetNet, images: Sequence[np.ndarray[Any, Any]]) -> torch.Tensor:
-    """What the trait head sees for each whole sheet (pooled encoder features and the box heads' peaks)."""
+    """What the trait head reads for each whole sheet (:meth:`SheetNet.trait_inputs`)."""
     from PIL import Image
 
-    rows = []
-    captured: dict[str, torch.Tensor] = {}
-    hook = net.trait.register_forward_hook(lambda _m, inputs, _o: captured.__setitem__("x", inputs[0]))
-    try:
-        net.eval()
-        with torch.inference_mode(), all_cores():
-            for image in images:
-                net(torch.from_numpy(to_input(Image.fromarray(image), net.spec.input_side)))
-                rows.append(captured["x"][0].clone())
-    finally:
-        hook.remove()
+    net.eval()
+    with torch.inference_mode(), all_cores():
+        rows = [
+            net.trait_inputs(torch.from_numpy(to_input(Image.fromarray(image), net.spec.input_side)))[0].clone()
+            for image in images
+        ]
     return torch.stack(rows)

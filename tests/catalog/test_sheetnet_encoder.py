@@ -83,7 +83,7 @@ def test_mapped_timm_model_gives_the_reference_implementations_logits() -> None:
 def test_the_trait_encoder_is_the_whole_imagenet_network_up_to_its_pooled_features() -> None:
     state = _wheel_state()
     features = network.ImageNetFeatures()
-    features.load_pretrained()
+    features.load_pretrained(network.load_pretrained_state())
     assert set(map_lukemelas_head(state)) <= set(features.state_dict())
     torch.manual_seed(1)
     picture = torch.rand(2, 3, 224, 224) * 2 - 1
@@ -138,7 +138,7 @@ def test_weights_that_are_not_the_pinned_file_are_refused(tmp_path: Path, monkey
     torch.save({"_conv_stem.weight": torch.zeros(1)}, fake)
     monkeypatch.setattr(network, "pretrained_weights_path", lambda: fake)
     with pytest.raises(PretrainedWeightsError, match="sha256"):
-        network.load_pretrained_encoder_state()
+        network.load_pretrained_state()
     assert ENCODER_SHA256 not in str(fake)
 
 
