@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Reinstall only when pyproject.toml changes (make compares it with this stamp's time).
 STAMP := $(VENV)/.plantai-installed
-PACKAGES := herbarium catalog connectors ml_backends fiftyone_plugins plantai
+PACKAGES := herbarium catalog connectors ml_backends training local_services fiftyone_plugins plantai
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 

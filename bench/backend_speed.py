@@ -131,7 +131,7 @@ def _label_studio_task(label_studio: Any, document_root: Path, label_config: str
 def _start_backend(root: Path, document_root: Path) -> tuple[Any, str]:
     import requests
 
-    from connectors.local_process import LocalProcess, free_loopback_port
+    from local_services.process import LocalProcess, free_loopback_port
 
     port = free_loopback_port()
     env = {**os.environ, "LOCAL_FILES_DOCUMENT_ROOT": str(document_root)}
@@ -171,8 +171,8 @@ def main() -> None:
 
         from catalog.weights import yolo_class
         from connectors.label_config import review_config
-        from connectors.local_labelstudio import LABEL_STUDIO_VERSION, LabelStudioServer, LocalLabelStudio
         from herbarium.imaging import read_image
+        from local_services.labelstudio import LABEL_STUDIO_VERSION, LabelStudioServer, LocalLabelStudio
 
         document_root, sheet_path = write_sheet(root)
         pt_path, onnx_path, ref = _register_detector(root)

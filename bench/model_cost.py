@@ -11,7 +11,7 @@ real ``plantai serve all`` (gunicorn) reading the image from ``LOCAL_FILES_DOCUM
     (yolo11n-seg, 256), phenology-classifier (yolo11n-cls, 160);
 (b) ours: one untrained SheetNet (the demo profile's input side) registered four times under the same
     names and tasks, each with its ONNX export and the bootstrap's score thresholds, as
-    connectors/bootstrap.py's register stage does.
+    training/bootstrap.py's register stage does.
 
 Untrained weights cost the forward passes trained ones do; post-processing depends on what the models
 find, so the regions each answer holds are shown beside the figures. Each figure: seconds per
@@ -63,7 +63,7 @@ def _register_today(catalog: Any, root: Path) -> list[str]:
     from ultralytics.nn.tasks import ClassificationModel, DetectionModel, SegmentationModel
 
     from catalog.tasks import resolve_task
-    from connectors.bootstrap import MODELS
+    from training.bootstrap import MODELS
 
     builders = {"detect": DetectionModel, "segment": SegmentationModel, "classify": ClassificationModel}
     refs = []
@@ -91,7 +91,7 @@ def _register_ours(catalog: Any, root: Path, trained: Path | None) -> tuple[list
     from catalog.registry import ONNX_ROLE
     from catalog.sheetnet import network
     from catalog.sheetnet.spec import SheetNetSpec
-    from connectors.bootstrap import MODELS, PROFILES
+    from training.bootstrap import MODELS, PROFILES
 
     profile = PROFILES["demo"]
     if trained is not None:
@@ -115,7 +115,7 @@ def _serve(root: Path, name: str, home: Path, document_root: Path) -> tuple[Any,
     """``plantai serve all`` on the catalog in ``home``, answering /health."""
     import requests
 
-    from connectors.local_process import LocalProcess, free_loopback_port
+    from local_services.process import LocalProcess, free_loopback_port
 
     port = free_loopback_port()
     env = {**os.environ, "PLANTAI_HOME": str(home), "LOCAL_FILES_DOCUMENT_ROOT": str(document_root)}
@@ -149,8 +149,8 @@ def main() -> None:
         import requests
 
         from catalog.registry import Catalog
-        from connectors.bootstrap import MODEL_NAMES, MODELS
         from connectors.label_config import review_config
+        from training.bootstrap import MODEL_NAMES, MODELS
 
         document_root, _ = write_sheet(root)
         homes = {"today": root / "home-today", "ours": root / "home-ours"}

@@ -45,14 +45,14 @@ sys.path.insert(0, str(REPO_ROOT))
 from catalog.sheetnet import network  # noqa: E402
 from catalog.sheetnet.runtime import SheetNetRunner  # noqa: E402
 from catalog.sheetnet.spec import BOX_CLASSES, BOX_TASK_CHANNELS, SheetNetSpec  # noqa: E402
-from connectors.bootstrap import (  # noqa: E402
+from herbarium.real_sheets import RealSheet, default_samples_dir, load_real_sheets  # noqa: E402
+from training.bootstrap import (  # noqa: E402
     PROFILES,
     Profile,
     calibrate_box_scales,
     majority_fertile,
     train_default_sheetnet,
 )
-from herbarium.real_sheets import RealSheet, default_samples_dir, load_real_sheets  # noqa: E402
 from training.evaluation import RealSheetScores, evaluate, evaluate_folds  # noqa: E402
 from training.metrics import SheetBoxes, detection_scores  # noqa: E402
 from training.pools import build_pools  # noqa: E402
@@ -182,10 +182,10 @@ def correction_round(v1_path: Path, sheets: Sequence[RealSheet], samples: Path, 
 
     from catalog.registry import Catalog
     from connectors.label_config import IMAGE_NAME, REVIEW_CONTROL
-    from connectors.local_labelstudio import LabelStudioServer, LocalLabelStudio
     from connectors.projects import CATALOG_NUMBER_KEY, SpecimenTask, create_project, import_specimens
-    from connectors.retraining import retrain
     from herbarium.labels.labelstudio import as_labelstudio
+    from local_services.labelstudio import LabelStudioServer, LocalLabelStudio
+    from training.retraining import retrain
 
     boxed = sorted((s for s in sheets if s.boxes is not None and "label" in s.exhaustive), key=lambda s: s.name)
     corrected, measured = boxed[0::2], boxed[1::2]

@@ -26,8 +26,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.local_fiftyone_db import LocalFiftyOneDatabase
-from connectors.local_process import free_loopback_port
+from local_services.fiftyone_db import LocalFiftyOneDatabase
+from local_services.process import free_loopback_port
 
 FAMILIES = [f"Family{i:02d}aceae" for i in range(20)]
 COUNTRIES = ["Switzerland", "France", "Italy", "Austria", "Germany", "Spain", "Norway", "Sweden"]

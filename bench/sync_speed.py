@@ -274,15 +274,15 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="plantai-sync-bench-"))
     services: list[Any] = []
     try:
-        from connectors.local_fiftyone_db import LocalFiftyOneDatabase
-        from connectors.local_process import free_loopback_port
+        from local_services.fiftyone_db import LocalFiftyOneDatabase
+        from local_services.process import free_loopback_port
 
         database = LocalFiftyOneDatabase(root / "fiftyone-db", port=free_loopback_port())
         _private_environment(root, database.uri)
         services.append(database)
         database.start()
 
-        from connectors.local_labelstudio import LABEL_STUDIO_VERSION, LabelStudioServer, LocalLabelStudio
+        from local_services.labelstudio import LABEL_STUDIO_VERSION, LabelStudioServer, LocalLabelStudio
 
         document_root = root / "files"
         template = REPO_ROOT / ".cache" / f"label-studio-template-{LABEL_STUDIO_VERSION}"

@@ -1,4 +1,1 @@
-"""Connectors: specimens in, Label Studio projects and FiftyOne datasets in sync.
-
-Also the launchers of the local services PlantAI runs on one machine (tests, demo).
-"""
+"""Connectors: specimens in, Label Studio projects and FiftyOne datasets in sync, exports out."""

@@ -21,7 +21,6 @@ from PIL import Image
 
 from connectors.dwca_writer import Measurement, write_dwca
 from connectors.projects import SpecimenTask
-from connectors.training_data import TrainingDataset, export_detection
 from herbarium.imaging import read_image
 from herbarium.labels import (
     EXPERT_STATES,
@@ -33,6 +32,7 @@ from herbarium.labels import (
     SpecimenLabels,
 )
 from herbarium.labels.coco import as_coco
+from herbarium.labels.yolo_dataset import TrainingDataset, export_detection
 from herbarium.taxonomy import ORGANS, PLANT, TRAITS, LabelSet, UnknownLabelError
 
 VALIDATED_STATES = frozenset({LabelState.VALIDATED, LabelState.CORRECTED})

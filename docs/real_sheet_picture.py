@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from catalog.sheetnet.runtime import SheetNetRunner
 from catalog.sheetnet.spec import BOX_CLASSES, BOX_TASK_CHANNELS
-from connectors.bootstrap import PROFILES
 from herbarium.barcodes import read_barcode
 from herbarium.imaging import read_image
 from herbarium.real_sheets import RealSheet
+from training.bootstrap import PROFILES
 from training.evaluation import predict_sheet
 
 PANEL_HEIGHT = 1100

@@ -270,9 +270,9 @@ def demo_project(root: Path, seed_index: int = 0) -> Iterator[DemoProject]:
 
     from catalog.registry import Catalog
     from connectors.label_config import review_config
-    from connectors.local_labelstudio import LABEL_STUDIO_VERSION, LabelStudioServer, LocalLabelStudio
-    from connectors.local_process import LocalProcess, free_loopback_port
     from herbarium.synth import generate_sheet
+    from local_services.labelstudio import LABEL_STUDIO_VERSION, LabelStudioServer, LocalLabelStudio
+    from local_services.process import LocalProcess, free_loopback_port
     from ml_backends.connect import connect_backend, predict_all_tasks
 
     sys.path.insert(0, str(REPO_ROOT))
@@ -328,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--demo", action="store_true", help="start a private Label Studio and PlantAI backend first")
     parser.add_argument("--url", help="Label Studio URL, e.g. http://127.0.0.1:8080")
-    parser.add_argument("--email", help="Label Studio user (default: the local admin of connectors/local_labelstudio)")
+    parser.add_argument("--email", help="Label Studio user (default: the local admin of local_services/labelstudio)")
     parser.add_argument("--password", help="that user's password (default: the local admin's)")
     parser.add_argument("--project", type=int, help="project id")
     parser.add_argument("--task", type=int, help="task id")
@@ -336,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-regions", type=int, default=1, help="wait for at least this many regions")
     args = parser.parse_args(argv)
 
-    from connectors.local_labelstudio import LabelStudioAccount
+    from local_services.labelstudio import LabelStudioAccount
 
     admin = LabelStudioAccount()
     with ExitStack() as stack:

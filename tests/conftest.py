@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from connectors.local_fiftyone_db import LocalFiftyOneDatabase
-from connectors.local_labelstudio import LABEL_STUDIO_VERSION, LabelStudioServer, LocalLabelStudio
-from connectors.local_process import free_loopback_port
+from local_services.fiftyone_db import LocalFiftyOneDatabase
+from local_services.labelstudio import LABEL_STUDIO_VERSION, LabelStudioServer, LocalLabelStudio
+from local_services.process import free_loopback_port
 
 # Tiny models trained on generated sheets (cached in .cache/test-models) and real backend servers.
 pytest_plugins = ["tests.plugins.trained_models", "tests.plugins.backend_server"]

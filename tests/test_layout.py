@@ -7,7 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("herbarium", "catalog", "connectors", "ml_backends", "plantai", "fiftyone_plugins", "training")
+PACKAGES = (
+    "herbarium",
+    "catalog",
+    "connectors",
+    "ml_backends",
+    "plantai",
+    "fiftyone_plugins",
+    "training",
+    "local_services",
+)
 # The catalog's transactions are its own: other packages go through public Catalog methods.
 CATALOG_INTERNALS = ("_read", "_write", "_sessions", "_model")
 

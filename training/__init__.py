@@ -1,0 +1,1 @@
+"""The model lifecycle: training data, trainers, the retraining gate and queue, the default-model bootstrap."""

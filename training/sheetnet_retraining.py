@@ -1,6 +1,6 @@
 """Retraining a SheetNet catalog model from expert corrections: fine-tune, then measure both on the same sheets.
 
-Called by the retraining job (:mod:`connectors.retraining`) when production is a SheetNet. The
+Called by the retraining job (:mod:`training.retraining`) when production is a SheetNet. The
 corrected sheets are split by specimen (a seeded hash of the image's name, as for Ultralytics
 models); the candidate fine-tunes production's own file on the training split (box and mask heads by
 crops, the trait head as a linear probe) with only this model's task known on those sheets; candidate
@@ -79,7 +79,7 @@ def retrain_sheetnet(
     step: Step | None = None,
 ) -> Candidate:
     """Fine-tune the SheetNet at ``production_file`` for ``task`` on ``specimens``; measure it and production."""
-    from connectors.training_data import split_specimens
+    from herbarium.labels.yolo_dataset import split_specimens
 
     settings = settings or SheetNetRetraining()
     report: Step = step or (lambda message, fraction: None)

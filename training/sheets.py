@@ -140,7 +140,7 @@ def from_specimen(
     """An expert-reviewed sheet for one task: its boxes of the task's classes (complete: the expert reviewed the
     whole sheet), its plant mask (masks and polygons), or its trait; everything else unknown.
     """
-    from connectors.training_data import boxes_of, usable
+    from herbarium.labels.yolo_dataset import boxes_of, usable
 
     picture = read_image(path, max_side=spec.input_side)
     size = picture.image.size
@@ -170,7 +170,7 @@ def _plant_mask(labels: SpecimenLabels, size: tuple[int, int]) -> UInt8Array:
     """The union of the sheet's plant masks and polygons, at ``size``."""
     from PIL import ImageDraw
 
-    from connectors.training_data import usable
+    from herbarium.labels.yolo_dataset import usable
 
     canvas = Image.new("L", (labels.width, labels.height), 0)
     draw = ImageDraw.Draw(canvas)

@@ -372,7 +372,7 @@ OPERATORS = (
     ExportView,
     SearchSpecimens,
     PrepareSearch,
-    RetrainModel,  # connectors.retrain_queue queues delegated runs of it
+    RetrainModel,  # training.retrain_queue queues delegated runs of it
     HerbariumDashboard,
 )
 

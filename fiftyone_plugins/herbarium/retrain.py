@@ -1,6 +1,6 @@
 """``@plantai/herbarium/retrain_model``: retrain catalog models from Label Studio expert corrections.
 
-A thin face over :func:`connectors.retrain_queue.run_job`: parses the inputs and reports. Delegated
+A thin face over :func:`training.retrain_queue.run_job`: parses the inputs and reports. Delegated
 by default (training takes minutes): the App queues it, ``fiftyone delegated launch`` runs it.
 """
 
@@ -49,7 +49,7 @@ class RetrainModel(foo.Operator):  # type: ignore[misc]
         return types.Property(inputs, view=types.View(label="Retrain a PlantAI model"))
 
     def execute(self, ctx: Any) -> dict[str, Any]:
-        from connectors.retrain_queue import run_job
+        from training.retrain_queue import run_job
 
         params = dict(ctx.params or {})
         if params.get("project") is not None and not params.get("projects"):

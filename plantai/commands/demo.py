@@ -95,8 +95,8 @@ def demo(
       plantai demo --simulate-experts
       plantai demo --images ~/scans --no-browser
     """
-    from connectors.demo import Demo, DemoSettings
     from herbarium.settings import plantai_home
+    from plantai.demo import Demo, DemoSettings
 
     settings = DemoSettings(
         home=plantai_home(),

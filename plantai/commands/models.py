@@ -359,9 +359,9 @@ def bootstrap(
     """
     from catalog.errors import CatalogError
     from catalog.registry import Catalog
-    from connectors.bootstrap import BootstrapError, bootstrap_default_models
     from herbarium.real_sheets import default_samples_dir
     from herbarium.settings import plantai_home
+    from training.bootstrap import BootstrapError, bootstrap_default_models
 
     if no_real_samples:
         real_samples = None
@@ -406,7 +406,7 @@ def bootstrap(
 def _bootstrap_with_progress(catalog: Any, work: Path, profile: str, real_samples: Path | None) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from connectors.bootstrap import bootstrap_default_models
+    from training.bootstrap import bootstrap_default_models
 
     columns = (TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:

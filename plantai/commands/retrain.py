@@ -106,7 +106,7 @@ def retrain(
       plantai retrain --run-queued                             # a worker
       plantai retrain nonvegetal-detector --project 3 --every 50
     """
-    from connectors import retrain_queue
+    from training import retrain_queue
 
     settings = {"margin": margin, "epochs": epochs, "imgsz": imgsz}
     if run_queued:
@@ -132,8 +132,8 @@ def retrain(
         raise click.UsageError("--now needs MODEL")
 
     from catalog.registry import Catalog
-    from connectors.retraining import RetrainingError, TrainingError
-    from connectors.retraining import retrain as run_retrain
+    from training.retraining import RetrainingError, TrainingError
+    from training.retraining import retrain as run_retrain
 
     client = _client(label_studio_url, api_key)
     job_settings = retrain_queue.settings_from(settings)
@@ -189,9 +189,9 @@ def train(
       plantai train --trait leaf_margin --project 7
     """
     from catalog.registry import Catalog
-    from connectors.new_trait import NEW_TRAIT_SETTINGS, train_new_trait
-    from connectors.retraining import RetrainingError, TrainingError
-    from connectors.training_data import TrainingDataError
+    from herbarium.labels.yolo_dataset import TrainingDataError
+    from training.new_trait import NEW_TRAIT_SETTINGS, train_new_trait
+    from training.retraining import RetrainingError, TrainingError
 
     client = _client(label_studio_url, api_key)
     settings = NEW_TRAIT_SETTINGS if epochs is None else replace(NEW_TRAIT_SETTINGS, epochs=epochs)

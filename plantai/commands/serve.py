@@ -63,7 +63,7 @@ def serve(backend: str, host: str, port: int, threads: int, timeout: int, retrai
             # Built in the worker, not the master: no database connection or torch state crosses the fork.
             on_event = None
             if retrain_triggers:
-                from connectors.retrain_queue import on_label_studio_event
+                from training.retrain_queue import on_label_studio_event
 
                 on_event = on_label_studio_event
             return create_app(service_from_environment(backend), on_event=on_event)

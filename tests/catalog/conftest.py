@@ -13,8 +13,8 @@ from sqlalchemy import MetaData, select
 
 from catalog.registry import Catalog
 from catalog.store import sha256_file
-from connectors.local_postgres import LocalPostgres
 from herbarium import taxonomy
+from local_services.postgres import LocalPostgres
 
 _database_numbers = itertools.count()
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import requests
 
-from connectors.local_labelstudio import LocalLabelStudio
 from connectors.projects import ProjectError, SpecimenTask, create_project, import_specimens
 from herbarium.synth import generate_sheet
+from local_services.labelstudio import LocalLabelStudio
 
 pytestmark = pytest.mark.integration
 

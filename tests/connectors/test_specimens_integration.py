@@ -11,9 +11,9 @@ import requests
 from click.testing import CliRunner
 
 from connectors.dwca_writer import write_dwca
-from connectors.local_labelstudio import LocalLabelStudio
 from connectors.projects import create_project
 from herbarium.synth import write_sheets
+from local_services.labelstudio import LocalLabelStudio
 from plantai.cli import cli
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,9 @@ import pytest
 
 import connectors.sync as sync
 import connectors.sync.reader as sync_reader
-from connectors.local_fiftyone_db import LocalFiftyOneDatabase
-from connectors.local_labelstudio import LocalLabelStudio
 from connectors.sync import canonical_dump, sync_project
+from local_services.fiftyone_db import LocalFiftyOneDatabase
+from local_services.labelstudio import LocalLabelStudio
 
 from .test_sync_integration import _expert_review, _project, _unique
 

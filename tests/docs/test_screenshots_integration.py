@@ -14,8 +14,8 @@ from PIL import Image, ImageStat
 
 from catalog.registry import Catalog
 from connectors.label_config import review_config
-from connectors.local_labelstudio import LocalLabelStudio
 from herbarium.synth import generate_sheet
+from local_services.labelstudio import LocalLabelStudio
 from ml_backends.connect import connect_backend, predict_all_tasks
 
 pytestmark = pytest.mark.integration

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from connectors.local_fiftyone_db import LocalFiftyOneDatabase
-from connectors.local_process import free_loopback_port
 from herbarium.labels import LabelState
 from herbarium.labels.fiftyone import as_fiftyone
 from herbarium.synth import generate_sheet
+from local_services.fiftyone_db import LocalFiftyOneDatabase
+from local_services.process import free_loopback_port
 
 pytestmark = pytest.mark.integration
 

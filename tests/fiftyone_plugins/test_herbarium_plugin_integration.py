@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from connectors.local_fiftyone_db import LocalFiftyOneDatabase
-from connectors.local_labelstudio import LocalLabelStudio
 from connectors.projects import SpecimenTask, create_project, import_specimens
 from herbarium.labels import BoxLabel, ClassificationLabel, SpecimenLabels
 from herbarium.labels.labelstudio import as_labelstudio
 from herbarium.synth import generate_sheet
+from local_services.fiftyone_db import LocalFiftyOneDatabase
+from local_services.labelstudio import LocalLabelStudio
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from connectors.local_process import LocalProcess, free_loopback_port
+from local_services.process import LocalProcess, free_loopback_port
 
 
 @dataclass

@@ -56,7 +56,7 @@ class TrainedModels:
 
 
 def cache_key() -> str:
-    from connectors.training import model_code_key
+    from training.yolo_trainer import model_code_key
 
     settings = {"sheets": [SHEETS, SHEET_SIZE, SHEET_SEED, VAL_FRACTION, SPLIT_SEED], "training": TRAINING}
     return model_code_key(["tests/plugins/trained_models.py"], settings)[:16]
@@ -64,14 +64,14 @@ def cache_key() -> str:
 
 def build_models(root: Path) -> dict[str, Any]:
     """Generate the sheets, export the three data sets, train; write the weights and info.json into ``root``."""
-    from connectors.training import train_yolo
-    from connectors.training_data import (
+    from herbarium.labels.yolo_dataset import (
         export_classification,
         export_detection,
         export_segmentation,
         synthetic_specimens,
     )
     from herbarium.synth import write_sheets
+    from training.yolo_trainer import train_yolo
 
     seconds: dict[str, float] = {}
     work = root / "work"

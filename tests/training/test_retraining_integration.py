@@ -18,11 +18,10 @@ import requests
 
 from catalog.registry import Catalog
 from connectors.label_config import review_config
-from connectors.local_labelstudio import LocalLabelStudio
-from connectors.retrain_queue import OPERATOR_URI, configure_project, handle_event, queued_jobs
 from herbarium.labels.labelstudio import as_labelstudio
+from local_services.labelstudio import LocalLabelStudio
 from ml_backends.connect import connect_backend, predict_all_tasks
-from tests.connectors.retraining_helpers import (
+from tests.training.retraining_helpers import (
     FAST,
     MODEL,
     SEED_BASE,
@@ -31,6 +30,7 @@ from tests.connectors.retraining_helpers import (
     shuffled_classes,
     write_sheets,
 )
+from training.retrain_queue import OPERATOR_URI, configure_project, handle_event, queued_jobs
 
 pytestmark = pytest.mark.integration
 
@@ -78,8 +78,8 @@ def mislabelling_version_1(trained_models: Any, tmp_path_factory: pytest.TempPat
     corrections have something systematic to fix; fine-tuning a merely undertrained detector on a
     few sheets moves its score by less than run-to-run noise.
     """
-    from connectors.training import train_yolo
-    from connectors.training_data import export_detection
+    from herbarium.labels.yolo_dataset import export_detection
+    from training.yolo_trainer import train_yolo
 
     root = tmp_path_factory.mktemp("version-1")
     seeds = list(range(SEED_BASE + 500, SEED_BASE + 512))
@@ -210,7 +210,7 @@ def test_corrections_retrain_promote_and_serve_version_2(
 
     # 6. FiftyOne: the project's dataset with both versions' predictions and their agreement.
     from connectors.sync import sync_project
-    from connectors.version_comparison import AGREEMENT_INFO_KEY, compare_versions, version_field
+    from training.version_comparison import AGREEMENT_INFO_KEY, compare_versions, version_field
 
     sync_project(ls_client, project.id, dataset_name=f"retrain-loop-{project.id}", document_root=document_root)
     import fiftyone as fo
@@ -246,7 +246,7 @@ def test_every_n_validated_annotations_queues_one_job(fiftyone_db: Any, tmp_path
 
 
 def test_the_webhook_hook_returns_at_once() -> None:
-    from connectors.retrain_queue import on_label_studio_event
+    from training.retrain_queue import on_label_studio_event
 
     start = time.perf_counter()
     on_label_studio_event({"action": "PROJECT_UPDATED", "project": {"id": 1}})

@@ -19,12 +19,12 @@ from click.testing import CliRunner
 
 from catalog.registry import Catalog
 from connectors.label_config import IMAGE_KEY, IMAGE_NAME, REVIEW_CONTROL, REVIEW_STATES
-from connectors.local_labelstudio import LocalLabelStudio
-from connectors.retraining import SNAPSHOT_FILE
 from herbarium.labels import MaskLabel
+from local_services.labelstudio import LocalLabelStudio
 from ml_backends.connect import connect_backend, predict_all_tasks
 from plantai.cli import cli
-from tests.connectors.retraining_helpers import VALIDATED_SHEET, write_sheets
+from tests.training.retraining_helpers import VALIDATED_SHEET, write_sheets
+from training.retraining import SNAPSHOT_FILE
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import os
 import socket
 from pathlib import Path
 
-from connectors.local_process import LocalProcess, ServiceStartError, free_loopback_port
+from local_services.process import LocalProcess, ServiceStartError, free_loopback_port
 
 
 def bundled_mongod() -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 
-from connectors.local_process import LocalProcess, ServiceStartError, free_loopback_port
+from local_services.process import LocalProcess, ServiceStartError, free_loopback_port
 
 POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 SUPERUSER = "postgres"

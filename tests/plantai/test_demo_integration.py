@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.local_labelstudio import LABEL_STUDIO_VERSION, build_template
+from local_services.labelstudio import LABEL_STUDIO_VERSION, build_template
 
 pytestmark = pytest.mark.integration
 

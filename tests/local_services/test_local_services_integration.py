@@ -11,9 +11,9 @@ import pytest
 import requests
 from PIL import Image
 
-from connectors.local_fiftyone_db import LocalFiftyOneDatabase
-from connectors.local_labelstudio import LocalLabelStudio
-from connectors.local_process import listening_ports
+from local_services.fiftyone_db import LocalFiftyOneDatabase
+from local_services.labelstudio import LocalLabelStudio
+from local_services.process import listening_ports
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from connectors.training_data import (
+from herbarium.labels.model import BoxLabel, LabelState, SpecimenLabels
+from herbarium.labels.yolo import from_yolo_detect, from_yolo_segment
+from herbarium.labels.yolo_dataset import (
     TrainingDataError,
     export_classification,
     export_detection,
@@ -19,8 +21,6 @@ from connectors.training_data import (
     split_specimens,
     synthetic_specimens,
 )
-from herbarium.labels.model import BoxLabel, LabelState, SpecimenLabels
-from herbarium.labels.yolo import from_yolo_detect, from_yolo_segment
 from herbarium.synth import write_sheets
 from herbarium.taxonomy import NONVEGETAL, ORGANS, PLANT, TRAITS, LabelSet
 

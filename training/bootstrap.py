@@ -37,11 +37,11 @@ from catalog.predictors import SCORE_THRESHOLD_METRIC
 from catalog.records import VersionInfo
 from catalog.registry import ONNX_ROLE, Catalog
 from catalog.sheetnet.spec import SheetNetSpec
-from connectors.training import model_code_key
 from herbarium.real_sheets import ANNOTATIONS_DIR, RealSheet, load_real_sheets
 from training.box_decoder import BoxDecoderTraining
 from training.pools import PoolSizes
 from training.sheetnet_trainer import SheetNetTraining, Window
+from training.yolo_trainer import model_code_key
 
 if TYPE_CHECKING:
     from catalog.sheetnet.network import SheetNet
@@ -199,7 +199,7 @@ def cache_key(profile: Profile | str, real_samples_dir: Path | None = None) -> s
         "real": hashlib.sha256("\n".join(real).encode()).hexdigest() if real else None,
     }
     sources = [
-        "connectors/bootstrap.py",
+        "training/bootstrap.py",
         "training",
         "catalog/sheetnet",
         "herbarium/real_sheets",

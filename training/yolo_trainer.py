@@ -1,4 +1,4 @@
-"""Training Ultralytics YOLO models on data sets from :mod:`connectors.training_data`, offline and quiet.
+"""Training Ultralytics YOLO models on data sets from :mod:`herbarium.labels.yolo_dataset`, offline and quiet.
 
 Training runs on the CPU unless CUDA is there, deterministically, without plots, and writes
 everything Ultralytics prints to a log file instead of stdout (where CLI users read ``--json``).
@@ -19,7 +19,7 @@ from typing import Any
 
 from catalog.ultralytics_offline import configure_offline_ultralytics
 from catalog.weights import yolo_class
-from connectors.training_data import KINDS, Kind, TrainingDataset
+from herbarium.labels.yolo_dataset import KINDS, Kind, TrainingDataset
 from training.cores import all_cores
 
 Progress = Callable[[int, int], None]  # (epochs done, epochs in all)
@@ -54,8 +54,8 @@ MODEL_CODE_SOURCES = (
     "herbarium/labels/yolo.py",
     "herbarium/taxonomy.py",
     "herbarium/imaging.py",
-    "connectors/training_data.py",
-    "connectors/training.py",
+    "herbarium/labels/yolo_dataset.py",
+    "training/yolo_trainer.py",
 )
 
 

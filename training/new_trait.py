@@ -9,16 +9,16 @@ from typing import Any
 
 from catalog.registry import Catalog
 from catalog.tasks import resolve_task
-from connectors.retraining import (
+from herbarium.labels import ClassificationLabel, LabelState
+from herbarium.labels.yolo_dataset import Specimen, TrainingDataError
+from herbarium.taxonomy import normalise_label_name
+from training.retraining import (
     Progress,
     RetrainResult,
     RetrainSettings,
     collect_corrections,
     retrain_specimens,
 )
-from connectors.training_data import Specimen, TrainingDataError
-from herbarium.labels import ClassificationLabel, LabelState
-from herbarium.taxonomy import normalise_label_name
 
 
 def trait_values(specimens: Sequence[Specimen], trait: str) -> tuple[str, ...]:

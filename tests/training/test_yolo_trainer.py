@@ -9,10 +9,10 @@ import pytest
 
 from catalog.predictors import load_model
 from catalog.registry import Catalog
-from connectors.training import TrainingError, train_yolo
-from connectors.training_data import export_classification, export_detection, synthetic_specimens
+from herbarium.labels.yolo_dataset import export_classification, export_detection, synthetic_specimens
 from herbarium.synth import generate_sheet, write_sheets
 from herbarium.taxonomy import NONVEGETAL, PLANT, TRAITS
+from training.yolo_trainer import TrainingError, train_yolo
 
 if TYPE_CHECKING:
     from tests.plugins.trained_models import TrainedModels

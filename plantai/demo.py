@@ -27,9 +27,9 @@ from typing import Any
 
 import requests
 
-from connectors.local_fiftyone_db import LocalFiftyOneDatabase
-from connectors.local_labelstudio import LABEL_STUDIO_VERSION, LabelStudioServer, LocalLabelStudio
-from connectors.local_process import LocalProcess, ServiceStartError, free_loopback_port
+from local_services.fiftyone_db import LocalFiftyOneDatabase
+from local_services.labelstudio import LABEL_STUDIO_VERSION, LabelStudioServer, LocalLabelStudio
+from local_services.process import LocalProcess, ServiceStartError, free_loopback_port
 
 DEMO_PROJECT_TITLE = "PlantAI demo"
 GENERATED_SEED = 1000
@@ -128,7 +128,7 @@ def submit_ground_truth(client: Any, project: int, manifests: list[Any]) -> int:
 def expert_round_training(epochs: int) -> Any:
     """The round's recipe: more epochs at 320 px and the bootstrap's learning rate, so that a few dozen
     corrected sheets visibly move a quickly bootstrapped model (the retraining defaults fine-tune gently)."""
-    from connectors.retraining import RetrainSettings
+    from training.retraining import RetrainSettings
 
     options = {"mosaic": 0.0, "warmup_epochs": 1, "val": False, "optimizer": "AdamW", "lr0": 0.003}
     return RetrainSettings(epochs=epochs, imgsz=320, options=options)
@@ -207,7 +207,7 @@ class Demo:
 
     def _bootstrap_models(self) -> None:
         from catalog.registry import Catalog
-        from connectors.bootstrap import bootstrap_default_models
+        from training.bootstrap import bootstrap_default_models
 
         where = "real sheets, composites and generated sheets" if self.settings.real_samples else "generated sheets"
         self.say(f"Default models ({self.settings.profile} profile): trained on {where} the first time")
@@ -322,8 +322,8 @@ class Demo:
     def _expert_round(self, client: Any) -> None:
         from catalog.registry import Catalog
         from connectors.projects import import_specimens
-        from connectors.retraining import retrain
         from ml_backends.connect import predict_all_tasks
+        from training.retraining import retrain
 
         assert self.state.project_id is not None
         project = self.state.project_id
@@ -401,7 +401,7 @@ class Demo:
         import fiftyone as fo
 
         from catalog.registry import Catalog
-        from connectors.version_comparison import compare_versions
+        from training.version_comparison import compare_versions
 
         done = self.state.expert_round or {}
         model, old = str(done["production"]).split("@")

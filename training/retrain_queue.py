@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from catalog.registry import Catalog
-from connectors.retraining import RetrainingError, RetrainSettings, retrain
 from connectors.review import model_sources, reviewed_sheet
 from herbarium.settings import plantai_home
+from training.retraining import RetrainingError, RetrainSettings, retrain
 
 log = logging.getLogger(__name__)
 

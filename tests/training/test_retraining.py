@@ -16,10 +16,9 @@ import pytest
 
 from catalog.errors import TrainingBusyError
 from catalog.registry import Catalog
-from connectors.retraining import centre_squares, corrections_from_tasks, queue_run, retrain_specimens
-from connectors.training_data import split_specimens
 from herbarium.labels import LabelState
-from tests.connectors.retraining_helpers import (
+from herbarium.labels.yolo_dataset import split_specimens
+from tests.training.retraining_helpers import (
     FAST,
     MODEL,
     SEED_BASE,
@@ -27,6 +26,7 @@ from tests.connectors.retraining_helpers import (
     shuffled_classes,
     write_sheets,
 )
+from training.retraining import centre_squares, corrections_from_tasks, queue_run, retrain_specimens
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -179,8 +179,8 @@ _KILLED_JOB = textwrap.dedent(
     import sys
     from pathlib import Path
     from catalog.registry import Catalog
-    from connectors.retraining import retrain_specimens
-    from tests.connectors.retraining_helpers import FAST, MODEL, write_sheets
+    from training.retraining import retrain_specimens
+    from tests.training.retraining_helpers import FAST, MODEL, write_sheets
     from dataclasses import replace
     home, folder, width, height = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     sheets = write_sheets(folder, list(range(7000, 7012)), width, height)

@@ -13,7 +13,9 @@ from click.testing import CliRunner
 
 from catalog.predictors import load_model
 from catalog.registry import Catalog
-from connectors.bootstrap import (
+from herbarium.real_sheets import load_real_sheets
+from plantai.cli import cli
+from training.bootstrap import (
     MODEL_NAMES,
     REAL_HELD_OUT_EVERY,
     REAL_IOU_METRIC,
@@ -22,8 +24,6 @@ from connectors.bootstrap import (
     bootstrap_default_models,
     split_real,
 )
-from herbarium.real_sheets import load_real_sheets
-from plantai.cli import cli
 
 REAL_SHEETS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "herbarium-samples"
 EXPECTED_METRICS = {
@@ -156,7 +156,7 @@ def test_a_rerun_keeps_a_version_retrained_from_the_bootstrapped_one(
 
 
 def _descends(catalog: Catalog, name: str, dataset: str) -> bool:
-    from connectors.bootstrap import _descends_from_bootstrap
+    from training.bootstrap import _descends_from_bootstrap
 
     return _descends_from_bootstrap(catalog, catalog.version(name), dataset)
 

@@ -6,11 +6,11 @@ One job, :func:`retrain`, does it all and records it in the catalog's ``training
    :func:`connectors.review.reviewed_sheet` (THE rules for states), kept when the expert marked the
    sheet ``validated``. Rejected regions never become targets (the exporters drop them), so a sheet
    whose regions were all rejected trains as a negative (an image without boxes) for detect/segment.
-2. **export**: with :mod:`connectors.training_data` (YOLO detect/segment, classification folders),
+2. **export**: with :mod:`herbarium.labels.yolo_dataset` (YOLO detect/segment, classification folders),
    split by specimen with a fixed seed; the data set is frozen in the run folder and its snapshot
    (counts and a hash of every label file) is recorded with the run (``dataset_snapshot``).
    Classification images are cut to their centre square, the part Ultralytics classifies.
-3. **train**: :func:`connectors.training.train_yolo`, fine-tuning from the production version's
+3. **train**: :func:`training.yolo_trainer.train_yolo`, fine-tuning from the production version's
    weights (or from the Ultralytics yaml for a new model); CPU unless CUDA is there.
 4. **gate**: candidate and production are evaluated with Ultralytics ``val`` on the same held-out
    split (the same data yaml); the model's metric (:data:`GATE_METRICS`) decides. The candidate is
@@ -44,8 +44,7 @@ from catalog.registry import Catalog
 from catalog.sheetnet.spec import FRAMEWORK as SHEETNET
 from catalog.tasks import CLASSIFY_TRAIT, label_set_for, resolve_task
 from connectors.review import reviewed_sheet
-from connectors.training import BASE_MODELS, LOG_NAME, METRIC_KEYS, TrainingError, logged_to, train_yolo
-from connectors.training_data import (
+from herbarium.labels.yolo_dataset import (
     Kind,
     Specimen,
     TrainingDataset,
@@ -55,8 +54,9 @@ from connectors.training_data import (
 )
 from herbarium.taxonomy import LabelSet
 from training.sheetnet_retraining import SheetNetRetraining
+from training.yolo_trainer import BASE_MODELS, LOG_NAME, METRIC_KEYS, TrainingError, logged_to, train_yolo
 
-# The metric that decides promotion, per Ultralytics task (names as connectors.training records them).
+# The metric that decides promotion, per Ultralytics task (names as training.yolo_trainer records them).
 GATE_METRICS: Mapping[Kind, str] = {"detect": "mAP50-95", "segment": "mask_mAP50-95", "classify": "top1"}
 VALIDATED = "validated"
 RUNS_DIR = "training-runs"

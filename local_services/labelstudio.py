@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from connectors.local_process import LocalProcess, ServiceStartError, free_loopback_port, listening_ports, log_tail
+from local_services.process import LocalProcess, ServiceStartError, free_loopback_port, listening_ports, log_tail
 
 LABEL_STUDIO_VERSION = "1.23.2"
 _TEMPLATE_MARKER = ".plantai-template"

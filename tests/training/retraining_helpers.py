@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from catalog.registry import Catalog
-from connectors.retraining import RetrainSettings
 from herbarium.labels import BoxLabel, LabelState, SpecimenLabels
 from herbarium.synth import generate_sheet
 from herbarium.taxonomy import NONVEGETAL
+from training.retraining import RetrainSettings
 
 MODEL = "nonvegetal-detector"
 # An expert's "this sheet is done" in the review config: only such sheets train.
