@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from herbarium.labels import BoxLabel, ClassificationLabel, Label, MaskLabel, PolygonLabel
+from herbarium.labels import Label
+from herbarium.labels.labelstudio_tags import BRUSH_LABELS, CHOICES, POLYGON_LABELS, RECTANGLE_LABELS
 from herbarium.taxonomy import NONVEGETAL, ORGANS, PLANT, TRAITS, LabelSet, UnknownLabelError, normalise_label_name
 
 
@@ -72,23 +73,24 @@ class Control:
         return kept
 
 
+# Tag names and label classes come from herbarium's table of Label Studio tags, shared with the sync.
 class RectangleLabelsControl(Control):
-    tag = "RectangleLabels"
-    label_type = (BoxLabel,)
+    tag = RECTANGLE_LABELS.name
+    label_type = (RECTANGLE_LABELS.label_class,)
     label_sets = (NONVEGETAL, ORGANS)
     model_kinds = frozenset({"detect-nonvegetal", "detect-organs"})
 
 
 class PolygonLabelsControl(Control):
-    tag = "PolygonLabels"
-    label_type = (PolygonLabel,)
+    tag = POLYGON_LABELS.name
+    label_type = (POLYGON_LABELS.label_class,)
     label_sets = (PLANT,)
     model_kinds = frozenset({"segment-plant"})
 
 
 class BrushLabelsControl(Control):
-    tag = "BrushLabels"
-    label_type = (MaskLabel,)
+    tag = BRUSH_LABELS.name
+    label_type = (BRUSH_LABELS.label_class,)
     label_sets = (PLANT,)
     model_kinds = frozenset({"segment-plant"})
 
@@ -96,8 +98,8 @@ class BrushLabelsControl(Control):
 class ChoicesControl(Control):
     """A specimen-level trait: the control is named after the trait, or its choices are the trait's values."""
 
-    tag = "Choices"
-    label_type = (ClassificationLabel,)
+    tag = CHOICES.name
+    label_type = (CHOICES.label_class,)
     model_kinds = frozenset({"classify-trait"})
 
     def canonical(self, value: str) -> str:

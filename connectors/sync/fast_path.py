@@ -21,7 +21,7 @@ from connectors.label_config import (
     VERDICT_CONTROL,
 )
 from connectors.review import expert_state
-from herbarium.labels import LabelState
+from herbarium.labels import LabelState, MaskLabel
 from herbarium.labels import expert_source as expert_source_of
 from herbarium.labels.labelstudio import (
     GEOMETRY_KEYS,
@@ -29,6 +29,7 @@ from herbarium.labels.labelstudio import (
     RESERVED_ATTRIBUTES,
     TEXTAREA_ATTRIBUTE,
 )
+from herbarium.labels.labelstudio_tags import CHOICES, REGION_TAGS, TEXTAREA_TYPE
 
 if TYPE_CHECKING:
     pass
@@ -52,8 +53,10 @@ class _FallbackError(Exception):
     """Input the fast path leaves to the general one: brush masks, and anything the general path reports."""
 
 
-_FAST_REGIONS = {"rectanglelabels": "detections", "polygonlabels": "polylines"}
-_FAST_TYPES = frozenset({*_FAST_REGIONS, "choices", "textarea"})
+# Result type -> field kind of the regions the fast path handles: all but brush masks, whose RLE
+# decoding is the general path's.
+_FAST_REGIONS = {tag.result_type: tag.field_kind for tag in REGION_TAGS if tag.label_class is not MaskLabel}
+_FAST_TYPES = frozenset({*_FAST_REGIONS, CHOICES.result_type, TEXTAREA_TYPE})
 _SIZE_KEYS = ("original_width", "original_height")
 _NUMBERS = (int, float)  # exactly: a bool is not a coordinate
 _PREDICTED = LabelState.PREDICTED.value

@@ -28,6 +28,7 @@ from herbarium.labels.fiftyone import as_fiftyone
 from herbarium.labels.labelstudio import (
     task_image_size,
 )
+from herbarium.labels.labelstudio_tags import LABEL_TAGS
 from herbarium.labels.local_files import LocalFilesError, local_file
 from herbarium.taxonomy import PLANT, LabelSet, UnknownLabelError, label_set
 
@@ -38,13 +39,8 @@ from connectors.sync.report import UnknownLabel
 UNKNOWN_ATTRIBUTE = "taxonomy_unknown"
 UNREVIEWED, ANNOTATED = "unreviewed", "annotated"
 
-# Label Studio control tag -> the FiftyOne field kind its labels become.
-_TAG_KINDS = {
-    "rectanglelabels": "detections",
-    "brushlabels": "detections",
-    "polygonlabels": "polylines",
-    "choices": "classification",
-}
+# Label Studio control tag, lower-cased (a result's type) -> the FiftyOne field kind its labels become.
+_TAG_KINDS = {tag.result_type: tag.field_kind for tag in LABEL_TAGS}
 _NOT_LABEL_CONTROLS = frozenset({VERDICT_CONTROL, REGION_COMMENT_CONTROL, REVIEW_CONTROL, COMMENT_CONTROL})
 # Control names whose label set is not their own name.
 _CONTROL_SETS: Mapping[str, LabelSet] = {"plant_mask": PLANT, "plant_outline": PLANT}

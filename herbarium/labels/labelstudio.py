@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from herbarium.labels.labelstudio_tags import KNOWN_TYPES, REGION_TAGS
 from herbarium.labels.model import (
     BoxLabel,
     ClassificationLabel,
@@ -65,8 +66,8 @@ DEFAULT_CONTROLS: Mapping[str, str] = {
     "comment": "comment",  # the task-level TextArea
 }
 
-_REGION_TYPES = {"rectanglelabels": BoxLabel, "polygonlabels": PolygonLabel, "brushlabels": MaskLabel}
-_KNOWN_TYPES = (*_REGION_TYPES, "choices", "textarea")
+# Result type -> the label class its regions become (the tag table in labelstudio_tags is the source).
+_REGION_TYPES = {tag.result_type: tag.label_class for tag in REGION_TAGS}
 # Keys of a region's value that carry its shape (connectors.sync's fast path reads the same ones).
 GEOMETRY_KEYS = frozenset({"x", "y", "width", "height", "rotation", "points", "closed", "rle", "format"})
 
@@ -350,9 +351,9 @@ def _check_item(item: Any, i: int) -> Mapping[str, Any]:
     for key in ("type", "from_name", "to_name", "id"):
         if key in item and (not isinstance(item[key], str) or not item[key]):
             raise LabelError(f"results[{i}].{key}: expected a non-empty string, got {item[key]!r}")
-    if item["type"] not in _KNOWN_TYPES:
+    if item["type"] not in KNOWN_TYPES:
         raise LabelError(
-            f"results[{i}].type: unknown result type {item['type']!r}; expected one of {', '.join(_KNOWN_TYPES)}"
+            f"results[{i}].type: unknown result type {item['type']!r}; expected one of {', '.join(KNOWN_TYPES)}"
         )
     if not isinstance(item["value"], Mapping):
         raise LabelError(f"results[{i}].value: expected an object, got {type(item['value']).__name__}")
