@@ -23,7 +23,6 @@ import argparse
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -129,18 +128,10 @@ def _label_studio_task(label_studio: Any, document_root: Path, label_config: str
 
 
 def _start_backend(root: Path, document_root: Path) -> tuple[Any, str]:
-    import requests
+    from local_services.backend import LocalBackend
 
-    from local_services.process import LocalProcess, free_loopback_port
-
-    port = free_loopback_port()
-    env = {**os.environ, "LOCAL_FILES_DOCUMENT_ROOT": str(document_root)}
-    argv = [sys.executable, "-m", "plantai", "serve", "nonvegetal", "--port", str(port), "--threads", "4"]
-    process = LocalProcess("plantai serve", argv, env, root / "backend.log", cwd=root)
-    process.start()
-    url = f"http://127.0.0.1:{port}"
-    process.wait_until(lambda: requests.get(f"{url}/health", timeout=2).status_code == 200, 120, "answering /health")
-    return process, url
+    backend = LocalBackend(root, kind="nonvegetal", document_root=document_root, threads=4).start()
+    return backend, backend.url
 
 
 def _server_predict_seconds(session: Any, url: str) -> float:

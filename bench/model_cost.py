@@ -113,18 +113,11 @@ def _register_ours(catalog: Any, root: Path, trained: Path | None) -> tuple[list
 
 def _serve(root: Path, name: str, home: Path, document_root: Path) -> tuple[Any, str]:
     """``plantai serve all`` on the catalog in ``home``, answering /health."""
-    import requests
+    from local_services.backend import LocalBackend
 
-    from local_services.process import LocalProcess, free_loopback_port
-
-    port = free_loopback_port()
-    env = {**os.environ, "PLANTAI_HOME": str(home), "LOCAL_FILES_DOCUMENT_ROOT": str(document_root)}
-    argv = [sys.executable, "-m", "plantai", "serve", "all", "--port", str(port)]
-    backend = LocalProcess(f"plantai serve ({name})", argv, env, root / f"backend-{name}.log", cwd=root)
-    backend.start()
-    url = f"http://127.0.0.1:{port}"
-    backend.wait_until(lambda: requests.get(f"{url}/health", timeout=2).status_code == 200, 180, "answering /health")
-    return backend, url
+    backend = LocalBackend(root, home=home, document_root=document_root, name=f"plantai serve ({name})")
+    backend.start(timeout=180)
+    return backend, backend.url
 
 
 def main() -> None:

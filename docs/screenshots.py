@@ -265,20 +265,17 @@ def demo_project(root: Path, seed_index: int = 0) -> Iterator[DemoProject]:
 
     configure_offline_ultralytics(root / "ultralytics")
 
-    import requests
     from label_studio_sdk import LabelStudio
 
     from catalog.registry import Catalog
     from connectors.label_config import review_config
     from herbarium.synth import generate_sheet
+    from local_services.backend import LocalBackend
     from local_services.labelstudio import LABEL_STUDIO_VERSION, LabelStudioServer, LocalLabelStudio
-    from local_services.process import LocalProcess, free_loopback_port
     from ml_backends.connect import connect_backend, predict_all_tasks
+    from training.synthetic_yolo import trained_models_in
 
-    sys.path.insert(0, str(REPO_ROOT))
-    from tests.plugins.trained_models import trained_models_in  # cached in .cache/test-models
-
-    trained = trained_models_in()
+    trained = trained_models_in(REPO_ROOT / ".cache" / "test-models")  # the tests' cache: built once for both
     server = LabelStudioServer(data_dir=root / "label-studio", document_root=root / "ls-files")
     template = REPO_ROOT / ".cache" / f"label-studio-template-{LABEL_STUDIO_VERSION}"
     with ExitStack() as stack:
@@ -287,23 +284,15 @@ def demo_project(root: Path, seed_index: int = 0) -> Iterator[DemoProject]:
         catalog = Catalog.open(home=home)
         for name, (task, weights) in DEMO_MODELS.items():
             catalog.register(name, task=task, weights=getattr(trained, weights), promote=True)
-        port = free_loopback_port()
-        env = {
-            **os.environ,
-            "PLANTAI_HOME": str(home),
-            "LOCAL_FILES_DOCUMENT_ROOT": str(server.document_root),
-            "LABEL_STUDIO_URL": label_studio.url,
-            "LABEL_STUDIO_API_KEY": label_studio.token,
-        }
-        env.pop("PLANTAI_CATALOG_URL", None)
-        argv = [sys.executable, "-m", "plantai", "serve", "all", "--port", str(port)]
-        backend = LocalProcess("plantai serve", argv, env, root / "backend.log", cwd=root)
-        backend.start()
-        stack.callback(backend.stop)
-        backend_url = f"http://127.0.0.1:{port}"
-        backend.wait_until(
-            lambda: requests.get(f"{backend_url}/health", timeout=2).status_code == 200, 120, "answering /health"
+        backend = LocalBackend(
+            root,
+            home=home,
+            document_root=server.document_root,
+            label_studio_url=label_studio.url,
+            api_key=label_studio.token,
         )
+        stack.enter_context(backend)
+        backend_url = backend.url
         folder = server.document_root / "sheets"
         folder.mkdir(parents=True, exist_ok=True)
         seed = trained.val_seeds[seed_index]

@@ -12,7 +12,7 @@ import os
 import socket
 from pathlib import Path
 
-from local_services.process import LocalProcess, ServiceStartError, free_loopback_port
+from local_services.process import LocalProcess, LocalService, ServiceStartError, free_loopback_port
 
 
 def bundled_mongod() -> Path:
@@ -25,23 +25,19 @@ def bundled_mongod() -> Path:
     return path
 
 
-class LocalFiftyOneDatabase:
+class LocalFiftyOneDatabase(LocalService):
     """``mongod`` on 127.0.0.1 with its data in ``db_dir``."""
 
     def __init__(self, db_dir: Path, port: int | None = None) -> None:
+        super().__init__()
         self.db_dir = db_dir
         self.port = port or free_loopback_port()
-        self._process: LocalProcess | None = None
 
     @property
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}"
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    def start(self, timeout: float = 60) -> LocalFiftyOneDatabase:
+    def launch(self) -> LocalProcess:
         self.db_dir.mkdir(parents=True, exist_ok=True)
         argv = [
             str(bundled_mongod()),
@@ -54,22 +50,11 @@ class LocalFiftyOneDatabase:
             "--nounixsocket",
             "--quiet",
         ]
-        self._process = LocalProcess("mongod", argv, dict(os.environ), self.db_dir / "mongod.log", cwd=self.db_dir)
-        self._process.start()
-        self._process.wait_until(self._accepts_connections, timeout, f"listening on port {self.port}")
-        return self
+        return LocalProcess("mongod", argv, dict(os.environ), self.db_dir / "mongod.log", cwd=self.db_dir)
 
-    def _accepts_connections(self) -> bool:
+    def ready(self) -> bool:
         with socket.create_connection(("127.0.0.1", self.port), timeout=1):
             return True
 
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
-
-    def __enter__(self) -> LocalFiftyOneDatabase:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def readiness(self) -> str:
+        return f"listening on port {self.port}"

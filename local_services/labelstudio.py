@@ -16,7 +16,14 @@ from pathlib import Path
 
 import requests
 
-from local_services.process import LocalProcess, ServiceStartError, free_loopback_port, listening_ports, log_tail
+from local_services.process import (
+    LocalProcess,
+    LocalService,
+    ServiceStartError,
+    free_loopback_port,
+    listening_ports,
+    log_tail,
+)
 
 LABEL_STUDIO_VERSION = "1.23.2"
 _TEMPLATE_MARKER = ".plantai-template"
@@ -101,13 +108,15 @@ def build_template(template_dir: Path, account: LabelStudioAccount | None = None
     return template_dir
 
 
-class LocalLabelStudio:
+class LocalLabelStudio(LocalService):
     """Start ``label-studio`` on a copy of a template; stop it by PID."""
 
+    start_timeout = 120.0
+
     def __init__(self, server: LabelStudioServer, template_dir: Path) -> None:
+        super().__init__()
         self.server = server
         self.template_dir = template_dir
-        self._process: LocalProcess | None = None
 
     @property
     def url(self) -> str:
@@ -117,11 +126,7 @@ class LocalLabelStudio:
     def token(self) -> str:
         return self.server.account.token
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    def start(self, timeout: float = 120) -> LocalLabelStudio:
+    def launch(self) -> LocalProcess:
         build_template(self.template_dir, self.server.account)
         data_dir = self.server.data_dir
         if not (data_dir / "label_studio.sqlite3").exists():
@@ -137,18 +142,9 @@ class LocalLabelStudio:
             "--port",
             str(self.server.port),
         ]
-        self._process = LocalProcess("label-studio", argv, env, data_dir / "label-studio.log", cwd=data_dir)
-        self._process.start()
-        process = self._process
-        self._process.wait_until(self._answers_with_token, timeout, f"answering on {self.url}")
-        # Label Studio silently moves to the next port when its port is busy: make sure it is ours.
-        pid = process.pid
-        if pid is None or self.server.port not in listening_ports(pid):
-            self.stop()
-            raise ServiceStartError(f"port {self.server.port} answered, but not from the Label Studio we started")
-        return self
+        return LocalProcess("label-studio", argv, env, data_dir / "label-studio.log", cwd=data_dir)
 
-    def _answers_with_token(self) -> bool:
+    def ready(self) -> bool:
         response = requests.get(
             f"{self.url}/api/current-user/whoami",
             headers={"Authorization": f"Token {self.token}"},
@@ -156,13 +152,11 @@ class LocalLabelStudio:
         )
         return response.status_code == 200
 
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
+    def readiness(self) -> str:
+        return f"answering on {self.url}"
 
-    def __enter__(self) -> LocalLabelStudio:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def after_ready(self) -> None:
+        # Label Studio silently moves to the next port when its port is busy: make sure it is ours.
+        pid = self.pid
+        if pid is None or self.server.port not in listening_ports(pid):
+            raise ServiceStartError(f"port {self.server.port} answered, but not from the Label Studio we started")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 
-from local_services.process import LocalProcess, ServiceStartError, free_loopback_port
+from local_services.process import LocalProcess, LocalService, ServiceStartError, free_loopback_port
 
 POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 SUPERUSER = "postgres"
@@ -33,25 +33,21 @@ def postgres_bin_dir() -> Path:
     return max(candidates, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
 
 
-class LocalPostgres:
+class LocalPostgres(LocalService):
     """A throwaway cluster in ``base_dir`` (a new temp dir by default), trust auth on 127.0.0.1 only."""
 
     def __init__(self, base_dir: Path | None = None, port: int | None = None, os_user: str = "postgres") -> None:
+        super().__init__()
         self.base_dir = base_dir
         self.port = port or free_loopback_port()
         self.os_user = os_user
         self._owns_base_dir = base_dir is None
-        self._process: LocalProcess | None = None
 
     @property
     def data_dir(self) -> Path:
         if self.base_dir is None:
             raise ServiceStartError("the cluster has not been started")
         return self.base_dir / "data"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
@@ -63,7 +59,7 @@ class LocalPostgres:
         # The server refuses to run as root; as anyone else it runs as that user.
         return ["runuser", "-u", self.os_user, "--", *argv] if os.geteuid() == 0 else argv
 
-    def start(self, timeout: float = 60) -> LocalPostgres:
+    def launch(self) -> LocalProcess:
         bin_dir = postgres_bin_dir()
         if self.base_dir is None:
             self.base_dir = Path(tempfile.mkdtemp(prefix="plantai-postgres-"))
@@ -91,19 +87,19 @@ class LocalPostgres:
             "-c",
             "max_connections=200",
         ]
-        self._process = LocalProcess(
+        return LocalProcess(
             "postgres", self._as_server_user(argv), dict(os.environ), self.base_dir / "postgres.log", cwd=self.base_dir
         )
-        self._process.start()
-        self._process.wait_until(self._accepts_connections, timeout, f"accepting connections on port {self.port}")
-        return self
 
-    def _accepts_connections(self) -> bool:
+    def ready(self) -> bool:
         try:
             with psycopg.connect(self._conninfo()):
                 return True
         except psycopg.OperationalError:
             return False
+
+    def readiness(self) -> str:
+        return f"accepting connections on port {self.port}"
 
     def create_database(self, name: str) -> str:
         """Create database ``name``; return its SQLAlchemy URL."""
@@ -113,27 +109,18 @@ class LocalPostgres:
             connection.execute(f'CREATE DATABASE "{name}"')  # validated above; identifiers cannot be bound
         return self.url(name)
 
-    def stop(self) -> None:
-        if self._process is None:
-            return
+    def before_stop(self) -> None:
         # Fast shutdown: a smart one would wait for every pooled client to disconnect.
-        if self._process.process is not None and self._process.process.poll() is None:
-            subprocess.run(
-                self._as_server_user(
-                    [str(postgres_bin_dir() / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w"]
-                ),
-                capture_output=True,
-                check=False,
-                timeout=60,
-            )
-        self._process.stop()
-        self._process = None
+        subprocess.run(
+            self._as_server_user(
+                [str(postgres_bin_dir() / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w"]
+            ),
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+
+    def after_stop(self) -> None:
         if self._owns_base_dir and self.base_dir is not None:
             shutil.rmtree(self.base_dir, ignore_errors=True)
             self.base_dir = None
-
-    def __enter__(self) -> LocalPostgres:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

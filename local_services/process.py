@@ -1,7 +1,8 @@
-"""Start, watch and stop a local server process by PID; used by the local service launchers."""
+"""Start, watch and stop a local server by PID: the one lifecycle every local service shares."""
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
 import psutil
 
@@ -113,3 +115,73 @@ class LocalProcess:
         if self.process.poll() is None:
             self.process.wait(timeout=grace)
         self.process = None
+
+
+class LocalService(abc.ABC):
+    """A local server's lifecycle: prepare, launch, wait until it answers, stop by PID.
+
+    A subclass says how to launch (``launch``) and when it is ready (``ready``); it may check
+    what answered (``after_ready``), shut down gracefully first (``before_stop``) and clean up
+    (``after_stop``). A failed start stops what it started and raises ``ServiceStartError``.
+    """
+
+    start_timeout: float = 60.0
+
+    def __init__(self) -> None:
+        self._process: LocalProcess | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def running(self) -> bool:
+        process = self._process.process if self._process else None
+        return process is not None and process.poll() is None
+
+    @abc.abstractmethod
+    def launch(self) -> LocalProcess:
+        """Prepare what the server needs and return its (not yet started) process."""
+
+    @abc.abstractmethod
+    def ready(self) -> bool:
+        """Whether the server answers; an ``OSError`` counts as not yet."""
+
+    def readiness(self) -> str:
+        """What ``ready`` waits for, for error messages."""
+        return "ready"
+
+    def after_ready(self) -> None:  # noqa: B027 (an optional hook)
+        """Check what answered (raise ``ServiceStartError`` if it is not ours)."""
+
+    def before_stop(self) -> None:  # noqa: B027 (an optional hook)
+        """Ask the running server to shut down on its own, before its process group is signalled."""
+
+    def after_stop(self) -> None:  # noqa: B027 (an optional hook)
+        """Remove what only this run needed."""
+
+    def start(self, timeout: float | None = None) -> Self:
+        process = self.launch()
+        self._process = process
+        process.start()
+        try:
+            process.wait_until(self.ready, self.start_timeout if timeout is None else timeout, self.readiness())
+            self.after_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None:
+            if self.running:
+                self.before_stop()
+            self._process.stop()
+            self._process = None
+        self.after_stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -16,9 +16,9 @@ holds both versions' predictions and how far they agree.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,15 +27,15 @@ from typing import Any
 
 import requests
 
+from local_services.backend import LocalBackend
 from local_services.fiftyone_db import LocalFiftyOneDatabase
 from local_services.labelstudio import LABEL_STUDIO_VERSION, LabelStudioServer, LocalLabelStudio
-from local_services.process import LocalProcess, ServiceStartError, free_loopback_port
+from local_services.process import ServiceStartError, free_loopback_port
 
 DEMO_PROJECT_TITLE = "PlantAI demo"
 GENERATED_SEED = 1000
 EXPERT_ROUND_SEED = 5000  # the simulated experts' batch: other sheets than the demo's own
 EXPERT_ROUND_FILE = "expert-round.json"
-PLUGINS_DIR = Path(__file__).resolve().parents[1] / "fiftyone_plugins"
 DASHBOARD_PANEL = "herbarium_dashboard"  # fiftyone_plugins/herbarium's panel, opened beside the samples
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
@@ -142,6 +142,14 @@ def _round_summary(done: dict[str, Any]) -> str:
     return f"{versions}: {done.get('status')} ({scores} on the same held-out sheets{why})"
 
 
+def plugins_dir() -> Path:
+    """Where FiftyOne finds PlantAI's plugins: the installed ``fiftyone_plugins`` package, found, not imported."""
+    spec = importlib.util.find_spec("fiftyone_plugins")
+    if spec is None or not spec.submodule_search_locations:
+        raise ServiceStartError("the fiftyone_plugins package is not installed: pip install -e . (make install)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 class Demo:
     def __init__(self, settings: DemoSettings, say: Say = print) -> None:
         self.settings = settings
@@ -152,7 +160,7 @@ class Demo:
         self.state = DemoState()
         self._label_studio: LocalLabelStudio | None = None
         self._database: LocalFiftyOneDatabase | None = None
-        self._backend: LocalProcess | None = None
+        self._backend: LocalBackend | None = None
         self._app: Any = None
         self._demo_sheets: Any = None  # the generated sheets' manifest, once written or found
 
@@ -189,7 +197,7 @@ class Demo:
         os.environ["FIFTYONE_DATABASE_URI"] = database.uri
         os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
         os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
-        os.environ.setdefault("FIFTYONE_PLUGINS_DIR", str(PLUGINS_DIR))  # the App's PlantAI operators and dashboard
+        os.environ.setdefault("FIFTYONE_PLUGINS_DIR", str(plugins_dir()))  # the App's PlantAI operators and dashboard
         self._database = database.start()
 
     def _start_label_studio(self) -> None:
@@ -226,22 +234,20 @@ class Demo:
 
     def _start_backend(self) -> None:
         assert self._label_studio is not None
-        port = _port(self.settings.backend_port)
-        env = {
-            **os.environ,
-            "PLANTAI_HOME": str(self.settings.home),
-            "LOCAL_FILES_DOCUMENT_ROOT": str(self.files),
-            "LABEL_STUDIO_URL": self._label_studio.url,
-            "LABEL_STUDIO_API_KEY": self._label_studio.token,
-        }
-        env.pop("PLANTAI_CATALOG_URL", None)
-        argv = [sys.executable, "-m", "plantai", "serve", "all", "--port", str(port)]
-        self._backend = LocalProcess("plantai serve", argv, env, self.root / "backend.log", cwd=self.root)
-        self._backend.start()
-        url = f"http://127.0.0.1:{port}"
-        self._backend.wait_until(lambda: requests.get(f"{url}/health", timeout=2).ok, 120, "answering /health")
-        self.state.backend_url = url
-        self.say(f"PlantAI backend is up: {url}")
+        backend = LocalBackend(
+            self.root,
+            home=self.settings.home,
+            document_root=self.files,
+            label_studio_url=self._label_studio.url,
+            api_key=self._label_studio.token,
+            port=_port(self.settings.backend_port),
+        )
+        self._backend = backend.start()
+        self.state.backend_url = backend.url
+        self.say(f"PlantAI backend is up: {backend.url}")
+
+    def _backend_log(self) -> Path:
+        return self._backend.log_path if self._backend else self.root
 
     def _generated(self, folder: str, n: int, seed: int) -> Any:
         """A manifest of ``n`` generated sheets under the project's storage, reused when already there."""
@@ -314,9 +320,7 @@ class Demo:
         self.state.tasks, self.state.predicted = len(tasks), done
         if done < len(tasks):
             by = f" by {model_ref}" if model_ref else ""
-            raise ServiceStartError(
-                f"only {done} of {len(tasks)} tasks got predictions{by}; see {self.root}/backend.log"
-            )
+            raise ServiceStartError(f"only {done} of {len(tasks)} tasks got predictions{by}; see {self._backend_log()}")
 
     # -- the simulated experts' round -------------------------------------------------------
     def _expert_round(self, client: Any) -> None:
@@ -391,7 +395,7 @@ class Demo:
         deadline = time.monotonic() + 60
         while candidate not in str(requests.post(f"{self.state.backend_url}/setup", json=setup, timeout=10).json()):
             if time.monotonic() > deadline:
-                raise ServiceStartError(f"the backend did not pick up {candidate}; see {self.root}/backend.log")
+                raise ServiceStartError(f"the backend did not pick up {candidate}; see {self._backend_log()}")
             time.sleep(0.5)
         self.say(f"The backend now serves {candidate} (no restart); predicting every task again")
         predict_all_tasks(client, self.state.project_id)

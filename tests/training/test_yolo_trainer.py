@@ -15,7 +15,7 @@ from herbarium.taxonomy import NONVEGETAL, PLANT, TRAITS
 from training.yolo_trainer import TrainingError, train_yolo
 
 if TYPE_CHECKING:
-    from tests.plugins.trained_models import TrainedModels
+    from training.synthetic_yolo import TrainedModels
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:

@@ -1,12 +1,9 @@
-"""Pytest plugin: tiny YOLO models really trained on synthetic sheets, cached between runs.
+"""Tiny YOLO models really trained on generated sheets, cached: for tests and the docs' screenshots.
 
-``trained_models`` (session scope) gives a non-vegetal detector, a plant segmenter and a phenology
-classifier, trained here from Ultralytics yamls (no weights are downloaded). They are kept in
-``.cache/test-models/<key>/``, where the key hashes the code that generates the sheets, writes the
-data sets and trains, plus every parameter: change any of them and the next run rebuilds (about
-2 minutes on 2 cores), otherwise it reuses the files.
-
-Registered from tests/conftest.py: ``pytest_plugins = ["tests.plugins.trained_models"]``.
+A non-vegetal detector, a plant segmenter and a phenology classifier, trained from Ultralytics
+yamls (no weights are downloaded). They are kept in ``<cache_dir>/<key>/``, where the key hashes
+the code that generates the sheets, writes the data sets and trains, plus every parameter: change
+any of them and the next call rebuilds (about 2 minutes on 2 cores), otherwise it reuses the files.
 """
 
 from __future__ import annotations
@@ -18,11 +15,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CACHE_DIR = REPO_ROOT / ".cache" / "test-models"
 
 SHEETS = 40
 SHEET_SIZE = 640  # long side, px
@@ -59,12 +51,14 @@ def cache_key() -> str:
     from training.yolo_trainer import model_code_key
 
     settings = {"sheets": [SHEETS, SHEET_SIZE, SHEET_SEED, VAL_FRACTION, SPLIT_SEED], "training": TRAINING}
-    return model_code_key(["tests/plugins/trained_models.py"], settings)[:16]
+    return model_code_key(["training/synthetic_yolo.py"], settings)[:16]
 
 
 def build_models(root: Path) -> dict[str, Any]:
     """Generate the sheets, export the three data sets, train; write the weights and info.json into ``root``."""
     from herbarium.labels.yolo_dataset import (
+        Kind,
+        TrainingDataset,
         export_classification,
         export_detection,
         export_segmentation,
@@ -81,8 +75,8 @@ def build_models(root: Path) -> dict[str, Any]:
     seconds["sheets"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    split = {"val_fraction": VAL_FRACTION, "seed": SPLIT_SEED}
-    datasets = {
+    split: dict[str, Any] = {"val_fraction": VAL_FRACTION, "seed": SPLIT_SEED}
+    datasets: dict[Kind, TrainingDataset] = {
         "detect": export_detection(specimens, work / "detect", max_side=TRAINING["detect"]["max_side"], **split),
         "segment": export_segmentation(specimens, work / "segment", max_side=TRAINING["segment"]["max_side"], **split),
         "classify": export_classification(
@@ -113,7 +107,7 @@ def build_models(root: Path) -> dict[str, Any]:
     return info
 
 
-def trained_models_in(cache_dir: Path = CACHE_DIR) -> TrainedModels:
+def trained_models_in(cache_dir: Path) -> TrainedModels:
     """The cached models for the current code, built first if missing."""
     root = cache_dir / cache_key()
     cached = (root / "info.json").is_file()
@@ -144,9 +138,3 @@ def trained_models_in(cache_dir: Path = CACHE_DIR) -> TrainedModels:
         seconds=info["seconds"] if not cached else {},
         cached=cached,
     )
-
-
-@pytest.fixture(scope="session")
-def trained_models() -> TrainedModels:
-    """Tiny trained detector, segmenter and phenology classifier (cached in .cache/test-models)."""
-    return trained_models_in()

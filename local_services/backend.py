@@ -1,0 +1,79 @@
+"""A local PlantAI backend: ``plantai serve KIND`` on a free loopback port, stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import requests
+
+from local_services.process import LocalProcess, LocalService, free_loopback_port
+
+# Settings the backend reads from its environment: the child gets exactly those it is given.
+_BACKEND_SETTINGS = ("PLANTAI_HOME", "PLANTAI_CATALOG_URL", "LOCAL_FILES_DOCUMENT_ROOT", "LABEL_STUDIO_URL")
+_BACKEND_SECRETS = ("LABEL_STUDIO_API_KEY",)
+
+
+class LocalBackend(LocalService):
+    """``plantai serve`` over the catalog in ``home``; ``url`` answers ``/health`` once started.
+
+    ``home=None`` keeps this process's ``PLANTAI_HOME``; every other backend setting the caller
+    does not pass is removed from the child's environment, so a test never serves a stray catalog.
+    """
+
+    start_timeout = 120.0
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        kind: str = "all",
+        home: Path | None = None,
+        document_root: Path | None = None,
+        label_studio_url: str | None = None,
+        api_key: str | None = None,
+        threads: int | None = None,
+        port: int | None = None,
+        name: str = "plantai serve",
+    ) -> None:
+        super().__init__()
+        self.workdir = workdir
+        self.kind = kind
+        self.port = port or free_loopback_port()
+        self.name = name
+        self.threads = threads
+        given = {
+            "PLANTAI_HOME": home,
+            "LOCAL_FILES_DOCUMENT_ROOT": document_root,
+            "LABEL_STUDIO_URL": label_studio_url,
+            "LABEL_STUDIO_API_KEY": api_key,
+        }
+        self.given_settings = {key: str(value) for key, value in given.items() if value is not None}
+        self.inherit_home = home is None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"backend-{self.port}.log"
+
+    def environment(self) -> dict[str, str]:
+        dropped = {*_BACKEND_SETTINGS, *_BACKEND_SECRETS} - ({"PLANTAI_HOME"} if self.inherit_home else set())
+        env = {key: value for key, value in os.environ.items() if key not in dropped}
+        return {**env, **self.given_settings}
+
+    def launch(self) -> LocalProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "plantai", "serve", self.kind, "--port", str(self.port)]
+        if self.threads is not None:
+            argv += ["--threads", str(self.threads)]
+        return LocalProcess(self.name, argv, self.environment(), self.log_path, cwd=self.workdir)
+
+    def ready(self) -> bool:
+        return requests.get(f"{self.url}/health", timeout=2).status_code == 200
+
+    def readiness(self) -> str:
+        return "answering /health"
