@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import time
+import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -97,8 +98,10 @@ def fast_task_fields(basics: TaskBasics, controls: Mapping[str, str], new_id: La
     """
     try:
         return _fast_fields(basics, controls, new_id)
-    except _FallbackError:
-        return None  # expected: brush masks and inputs the general path reports
+    except _FallbackError as fallback:  # expected: brush masks and inputs the general path reports
+        where = traceback.extract_tb(fallback.__traceback__)[-1].lineno
+        log.debug("sync fast path leaves task %s to the general path (fast_path.py:%s)", basics.task_id, where)
+        return None
     except Exception:  # a surprise is a bug of the fast path: the general path still decides, but it is said
         log.warning("sync fast path failed on task %s; the general path takes it", basics.task_id, exc_info=True)
         return None

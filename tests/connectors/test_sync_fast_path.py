@@ -298,3 +298,15 @@ def test_a_fast_path_bug_leaves_the_task_to_the_general_path_and_says_so(
     with caplog.at_level("WARNING", logger="connectors.sync.fast_path"):
         assert fast_task_fields(basics, CONTROLS, LabelIds()) is None
     assert "sync fast path failed on task 9" in caplog.text
+
+
+def test_every_expected_fallback_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    rng = random.Random(1)
+    task = next(t for t in (_task(rng, 11) for _ in range(50)) if any(r["result"] for r in t["predictions"]))
+    results = next(r for r in task["predictions"] if r["result"])["result"]
+    results.append({"id": "m", "type": "brushlabels", "from_name": "plant_mask", "to_name": "image",
+                    "original_width": WIDTH, "original_height": HEIGHT,
+                    "value": {"format": "rle", "rle": [0, 0, 0, 0], "brushlabels": ["plant"]}})  # fmt: skip
+    with caplog.at_level("DEBUG", logger="connectors.sync.fast_path"):
+        assert fast_task_fields(task_basics(task, None), CONTROLS, LabelIds()) is None
+    assert "sync fast path leaves task 11 to the general path (fast_path.py:" in caplog.text
