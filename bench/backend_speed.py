@@ -110,9 +110,9 @@ def _register_detector(root: Path) -> tuple[Path, Path, str]:
 
 def _label_studio_task(label_studio: Any, document_root: Path, label_config: str) -> dict[str, Any]:
     """A project whose local storage covers the sheet; its one task, as Label Studio stored it."""
-    from label_studio_sdk import LabelStudio
+    from connectors.labelstudio_client import label_studio_client
 
-    client = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
+    client = label_studio_client(label_studio.url, label_studio.token)
     project = client.projects.create(title="backend speed", label_config=label_config)
     storage = client.import_storage.local.create(
         project=project.id, path=str(document_root / "sheets"), regex_filter=r".*\.jpg", use_blob_urls=True

@@ -178,10 +178,9 @@ def _print_sheets(scores: RealSheetScores) -> None:
 def correction_round(v1_path: Path, sheets: Sequence[RealSheet], samples: Path, work: Path) -> dict[str, Any]:
     """Half the boxed ``sheets`` corrected in a real Label Studio, retrained through the gate, measured on the
     other half."""
-    from label_studio_sdk import LabelStudio
-
     from catalog.registry import Catalog
     from connectors.label_config import IMAGE_NAME, REVIEW_CONTROL
+    from connectors.labelstudio_client import label_studio_client
     from connectors.projects import CATALOG_NUMBER_KEY, SpecimenTask, create_project, import_specimens
     from herbarium.labels.labelstudio import as_labelstudio
     from local_services.labelstudio import LabelStudioServer, LocalLabelStudio
@@ -198,7 +197,7 @@ def correction_round(v1_path: Path, sheets: Sequence[RealSheet], samples: Path, 
     root = samples.parent  # Label Studio serves files below its document root, never the root itself
     server = LabelStudioServer(data_dir=work / "label-studio", document_root=root)
     with LocalLabelStudio(server, work / "label-studio-template") as label_studio:
-        client = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
+        client = label_studio_client(label_studio.url, label_studio.token)
         project = create_project(client, "Real sheets: correction round", samples, root)
         import_specimens(client, project.id, [SpecimenTask(s.name, s.image, {}) for s in corrected], root)
         by_name = {s.name: s for s in corrected}

@@ -293,11 +293,11 @@ def main() -> None:
         _timed(f"starting Label Studio {LABEL_STUDIO_VERSION} and mongod", label_studio.start)
 
         import fiftyone as fo
-        from label_studio_sdk import LabelStudio
 
+        from connectors.labelstudio_client import label_studio_client
         from connectors.sync import sync_project
 
-        client = LabelStudio(base_url=label_studio.url, api_key=label_studio.token, timeout=600)
+        client = label_studio_client(label_studio.url, label_studio.token, timeout=600)
         seed_s, (project, task_ids) = _timed(
             f"seeding {args.tasks} tasks x ({args.regions} predicted + {args.regions} reviewed boxes), inline import",
             lambda: _seed(client, document_root, args.tasks, args.regions),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from catalog.errors import CatalogConfigError
+from herbarium.settings import configured
 
 CATALOG_URL_ENV = "PLANTAI_CATALOG_URL"
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -22,7 +22,7 @@ ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
 
 def default_catalog_url(home: Path) -> str:
     """``$PLANTAI_CATALOG_URL``, else SQLite at ``<home>/catalog.db``."""
-    return os.environ.get(CATALOG_URL_ENV) or f"sqlite:///{home / 'catalog.db'}"
+    return configured(CATALOG_URL_ENV) or f"sqlite:///{home / 'catalog.db'}"
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

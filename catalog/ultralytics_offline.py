@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from herbarium.settings import plantai_home
+from herbarium.settings import configured, setting
 
 # check_font() asks github.com for these unless they are in the config dir.
 _FONTS = ("Arial.ttf", "Arial.Unicode.ttf")
@@ -35,10 +35,9 @@ def configure_offline_ultralytics(config_dir: Path | None = None) -> Path:
     again with the same dir does nothing more.
     """
     if config_dir is None:
-        configured = os.environ.get("YOLO_CONFIG_DIR")
-        config_dir = Path(configured) if configured else plantai_home() / "ultralytics"
+        config_dir = Path(str(setting("YOLO_CONFIG_DIR")))  # its default: $PLANTAI_HOME/ultralytics
     settings_dir = config_dir / "Ultralytics"  # Ultralytics appends this to YOLO_CONFIG_DIR
-    if "ultralytics" in sys.modules and os.environ.get("YOLO_CONFIG_DIR") != str(config_dir):
+    if "ultralytics" in sys.modules and configured("YOLO_CONFIG_DIR") != str(config_dir):
         raise UltralyticsAlreadyImportedError(
             "ultralytics was imported before configure_offline_ultralytics(); call it first"
         )

@@ -265,10 +265,9 @@ def demo_project(root: Path, seed_index: int = 0) -> Iterator[DemoProject]:
 
     configure_offline_ultralytics(root / "ultralytics")
 
-    from label_studio_sdk import LabelStudio
-
     from catalog.registry import Catalog
     from connectors.label_config import review_config
+    from connectors.labelstudio_client import label_studio_client
     from herbarium.synth import generate_sheet
     from local_services.backend import LocalBackend
     from local_services.labelstudio import LABEL_STUDIO_VERSION, LabelStudioServer, LocalLabelStudio
@@ -297,7 +296,7 @@ def demo_project(root: Path, seed_index: int = 0) -> Iterator[DemoProject]:
         folder.mkdir(parents=True, exist_ok=True)
         seed = trained.val_seeds[seed_index]
         generate_sheet(seed, trained.width, trained.height).image.save(folder / f"sheet-{seed}.jpg", quality=92)
-        client: Any = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)  # type: ignore[no-untyped-call]
+        client: Any = label_studio_client(label_studio.url, label_studio.token)
         project: Any = client.projects.create(title="PlantAI pre-annotation", label_config=review_config())
         storage = client.import_storage.local.create(
             project=project.id, path=str(folder), regex_filter=r".*\.jpg", use_blob_urls=True

@@ -7,14 +7,13 @@ Label Studio gives ``/webhook`` one second: it answers at once and hands events 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
 from catalog.registry import Catalog
+from herbarium.settings import document_root, setting
 from ml_backends.service import BadRequestError, PredictionService
 from ml_backends.task_images import LabelStudioAccess, TaskImages
 
@@ -84,8 +83,7 @@ def _json_body() -> Any:
 
 def service_from_environment(kind: str, catalog: Catalog | None = None) -> PredictionService:
     """A service configured the way Label Studio's own variables say: one name per setting."""
-    document_root = os.environ.get("LOCAL_FILES_DOCUMENT_ROOT")
-    url = os.environ.get("LABEL_STUDIO_URL")
-    access = LabelStudioAccess(url=url, api_key=os.environ.get("LABEL_STUDIO_API_KEY")) if url else None
-    images = TaskImages(Path(document_root) if document_root else None, access)
+    url = setting("LABEL_STUDIO_URL")
+    access = LabelStudioAccess(url=url, api_key=setting("LABEL_STUDIO_API_KEY")) if url else None
+    images = TaskImages(document_root(), access)
     return PredictionService(catalog or Catalog.open(), images, kind=kind)

@@ -278,10 +278,10 @@ class Demo:
         return specimens
 
     def _client(self) -> Any:
-        from label_studio_sdk import LabelStudio
+        from connectors.labelstudio_client import label_studio_client
 
         assert self._label_studio is not None
-        return LabelStudio(base_url=self._label_studio.url, api_key=self._label_studio.token)  # type: ignore[no-untyped-call]
+        return label_studio_client(self._label_studio.url, self._label_studio.token)
 
     def _project(self, client: Any, specimens: list[Any]) -> None:
         from connectors.projects import create_project, import_specimens

@@ -75,9 +75,9 @@ def label_studio() -> Iterator[LocalLabelStudio]:
 
 @pytest.fixture(scope="session")
 def ls_client(label_studio: LocalLabelStudio) -> Any:
-    from label_studio_sdk import LabelStudio
+    from connectors.labelstudio_client import label_studio_client
 
-    return LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
+    return label_studio_client(label_studio.url, label_studio.token)
 
 
 @pytest.fixture(scope="session")

@@ -77,3 +77,168 @@ def test_the_rule_catches_what_it_is_meant_to() -> None:
         "connectors/example.py:5: catalog._write",
         "connectors/example.py:7: store._blob",
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings: the environment is read in one module, herbarium/settings.py
+
+SETTINGS_MODULE = Path("herbarium/settings.py")
+ONE_HOME = (
+    "LABEL_STUDIO_URL",
+    "LABEL_STUDIO_API_KEY",
+    "LOCAL_FILES_DOCUMENT_ROOT",
+    "PLANTAI_CATALOG_URL",
+    "PLANTAI_HOME",
+)
+DYNAMIC = "<a name computed at run time>"
+
+
+def _is_environ(node: ast.expr) -> bool:
+    """``os.environ`` (or ``environ`` imported from os)."""
+    if isinstance(node, ast.Attribute):
+        return node.attr == "environ" and isinstance(node.value, ast.Name) and node.value.id == "os"
+    return isinstance(node, ast.Name) and node.id == "environ"
+
+
+def _is_getenv(node: ast.expr) -> bool:
+    if isinstance(node, ast.Attribute):
+        return node.attr == "getenv" and isinstance(node.value, ast.Name) and node.value.id == "os"
+    return isinstance(node, ast.Name) and node.id == "getenv"
+
+
+def _environment_reads(tree: ast.Module) -> Iterator[tuple[int, str]]:
+    """(line, variable) for every read of one environment variable: ``os.environ.get(X)``, ``os.environ[X]``,
+    ``.setdefault``, ``.pop``, ``X in os.environ``, ``os.getenv(X)``, click's ``envvar=X``. X is resolved
+    when it is a string or a module-level string constant; composing a child's environment
+    (``{**os.environ, ...}``, ``dict(os.environ)``) reads no one variable and is not listed."""
+    constants = {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+
+    def named(key: ast.expr) -> str:
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            return key.value
+        if isinstance(key, ast.Name) and key.id in constants:
+            return constants[key.id]
+        return DYNAMIC
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            function = node.func
+            reads_one = _is_getenv(function) or (
+                isinstance(function, ast.Attribute)
+                and _is_environ(function.value)
+                and function.attr in {"get", "setdefault", "pop"}
+            )
+            if reads_one and node.args:
+                yield node.lineno, named(node.args[0])
+            for keyword in node.keywords:
+                if keyword.arg == "envvar":
+                    values = keyword.value.elts if isinstance(keyword.value, ast.List | ast.Tuple) else [keyword.value]
+                    for value in values:
+                        yield node.lineno, named(value)
+        elif isinstance(node, ast.Subscript) and _is_environ(node.value) and isinstance(node.ctx, ast.Load):
+            yield node.lineno, named(node.slice)
+        elif isinstance(node, ast.Compare) and any(
+            isinstance(op, ast.In | ast.NotIn) and _is_environ(c)
+            for op, c in zip(node.ops, node.comparators, strict=True)
+        ):
+            yield node.lineno, named(node.left)  # "X" in os.environ
+
+
+def _settings_readers(path: Path, tree: ast.Module) -> Iterator[str]:
+    """Reads, outside the settings module, of a declared setting or of a variable named at run time."""
+    from herbarium.settings import SETTINGS
+
+    declared = {s.name for s in SETTINGS}
+    where = path.relative_to(REPO)
+    for line, name in _environment_reads(tree):
+        if where != SETTINGS_MODULE and (name in declared or name == DYNAMIC):
+            yield f"{where}:{line}: {name}"
+
+
+def test_settings_are_read_from_the_environment_in_one_module() -> None:
+    from herbarium.settings import SETTINGS
+
+    assert set(ONE_HOME) <= {s.name for s in SETTINGS}
+    found = [v for path, tree in _modules() for v in _settings_readers(path, tree)]
+    assert found == []
+    settings_reads = list(_environment_reads(ast.parse((REPO / SETTINGS_MODULE).read_text(encoding="utf-8"))))
+    assert settings_reads, "herbarium/settings.py is where settings are read"
+
+
+def test_the_settings_rule_catches_what_it_is_meant_to() -> None:
+    source = (
+        "import os\n"
+        "from os import environ, getenv\n"
+        'URL_ENV = "LABEL_STUDIO_URL"\n'
+        'os.environ.get("PLANTAI_HOME")\n'
+        "os.environ[URL_ENV]\n"
+        'getenv("PLANTAI_CATALOG_URL", "")\n'
+        'click.option("--document-root", envvar="LOCAL_FILES_DOCUMENT_ROOT")\n'
+        'os.environ.setdefault("LABEL_STUDIO_API_KEY", key)\n'
+        '"PLANTAI_HOME" in environ\n'
+        "os.environ.get(key)\n"
+        'os.environ["LABEL_STUDIO_URL"] = url\n'  # writing is not reading
+        'env = {**os.environ, "PLANTAI_HOME": home}\n'  # composing a child's environment
+        'os.environ.get("FIFTYONE_DATABASE_URI")\n'  # not a PlantAI setting
+    )
+    found = list(_settings_readers(REPO / "connectors" / "example.py", ast.parse(source)))
+    assert found == [
+        "connectors/example.py:4: PLANTAI_HOME",
+        "connectors/example.py:5: LABEL_STUDIO_URL",
+        "connectors/example.py:6: PLANTAI_CATALOG_URL",
+        "connectors/example.py:7: LOCAL_FILES_DOCUMENT_ROOT",
+        "connectors/example.py:8: LABEL_STUDIO_API_KEY",
+        "connectors/example.py:9: PLANTAI_HOME",
+        f"connectors/example.py:10: {DYNAMIC}",
+    ]
+    assert list(_settings_readers(REPO / SETTINGS_MODULE, ast.parse(source))) == []
+
+
+# Each package imports only itself and the packages before it (README, "Architecture").
+LAYERS = (
+    "herbarium",
+    "catalog",
+    "ml_backends",
+    "connectors",
+    "training",
+    "local_services",
+    "fiftyone_plugins",
+    "plantai",
+)
+
+
+def _imported_packages(tree: ast.Module) -> Iterator[tuple[int, str]]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.lineno, node.module.split(".")[0]
+
+
+def _upward_imports(package: str, where: Path, tree: ast.Module) -> Iterator[str]:
+    allowed = LAYERS[: LAYERS.index(package) + 1]
+    for line, imported in _imported_packages(tree):
+        if imported in LAYERS and imported not in allowed:
+            yield f"{where}:{line}: {package} imports {imported}"
+
+
+def test_every_package_imports_only_the_layers_below_it() -> None:
+    assert set(LAYERS) == set(PACKAGES)
+    found = [v for path, tree in _modules() for v in _upward_imports(path.relative_to(REPO).parts[0], path, tree)]
+    assert found == []
+
+
+def test_the_layer_rule_catches_what_it_is_meant_to() -> None:
+    source = "import training.bootstrap\nfrom plantai.cli import main\nfrom herbarium import labels\nimport os\n"
+    found = list(_upward_imports("connectors", Path("connectors/example.py"), ast.parse(source)))
+    assert found == [
+        "connectors/example.py:1: connectors imports training",
+        "connectors/example.py:2: connectors imports plantai",
+    ]

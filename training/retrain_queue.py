@@ -26,7 +26,6 @@ import contextlib
 import fcntl
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -34,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from catalog.registry import Catalog
+from connectors.labelstudio_client import LabelStudioNotConfiguredError, label_studio_client
 from connectors.review import model_sources, reviewed_sheet
-from herbarium.settings import plantai_home
+from herbarium.settings import plantai_home, retrain_every
 from training.retraining import RetrainingError, RetrainSettings, retrain
 
 log = logging.getLogger(__name__)
@@ -108,16 +108,6 @@ def run_queued_jobs(limit: int | None = None) -> list[Any]:
 # Running a job (what the operator executes)
 
 
-def _label_studio_client(url: str | None = None) -> Any:
-    from label_studio_sdk import LabelStudio
-
-    base_url = url or os.environ.get("LABEL_STUDIO_URL")
-    api_key = os.environ.get("LABEL_STUDIO_API_KEY")
-    if not base_url or not api_key:
-        raise RetrainingError("set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY where retraining jobs run")
-    return LabelStudio(base_url=base_url, api_key=api_key)  # type: ignore[no-untyped-call]
-
-
 def project_models(client: Any, catalog: Catalog, project: int) -> list[str]:
     """The catalog models whose predictions ``project`` holds (Label Studio counts them per model_version)."""
     response = client._client_wrapper.httpx_client.request(f"api/projects/{project}/model-versions", method="GET")
@@ -144,7 +134,11 @@ def run_job(params: Mapping[str, Any], progress: Progress | None = None, client:
     if not projects:
         raise RetrainingError("a retraining job needs at least one project")
     home = Path(params["plantai_home"]) if params.get("plantai_home") else None
-    client = client or _label_studio_client(params.get("label_studio_url"))
+    if client is None:
+        try:
+            client = label_studio_client(params.get("label_studio_url"))
+        except LabelStudioNotConfiguredError as error:
+            raise RetrainingError(f"{error} where retraining jobs run") from error
     settings = settings_from(params)
     reports: list[dict[str, Any]] = []
     with Catalog.open(home=home) as catalog:
@@ -219,7 +213,7 @@ def _every(project: int, home: Path | None) -> int:
     configured = _project_settings(project, home).get("every")
     if isinstance(configured, int):
         return configured
-    return int(os.environ.get("PLANTAI_RETRAIN_EVERY", "0") or 0)
+    return retrain_every()
 
 
 def _project_id(event: Mapping[str, Any]) -> int | None:

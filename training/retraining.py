@@ -29,7 +29,6 @@ error, and the production version is untouched: promotion is the job's very last
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 import traceback
@@ -52,6 +51,7 @@ from herbarium.labels.yolo_dataset import (
     export_detection,
     export_segmentation,
 )
+from herbarium.settings import document_root as settings_document_root
 from herbarium.taxonomy import LabelSet
 from training.sheetnet_retraining import SheetNetRetraining
 from training.yolo_trainer import BASE_MODELS, LOG_NAME, METRIC_KEYS, TrainingError, logged_to, train_yolo
@@ -150,18 +150,13 @@ def collect_corrections(
     """The expert-reviewed sheets of ``projects`` (Label Studio SDK client), as (image path, labels)."""
     from connectors.sync.reader import TaskReader
 
-    root = document_root or _document_root()
+    root = document_root or settings_document_root()
     out: list[Specimen] = []
     for project in projects:
         reader = TaskReader(client, int(project))
         for page, _total in reader.pages(None, 500):
             out += corrections_from_tasks(page, root, only_validated=only_validated)
     return out
-
-
-def _document_root() -> Path | None:
-    value = os.environ.get("LOCAL_FILES_DOCUMENT_ROOT")
-    return Path(value) if value else None
 
 
 def _finish(catalog: Catalog, run_id: int, status: str, **facts: Any) -> None:

@@ -11,7 +11,6 @@ Label Studio's URL and key are the plugin's secrets ``LABEL_STUDIO_URL`` and
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,31 +33,33 @@ LONG_RUNNING = {
 
 
 def _secret(ctx: Any, key: str) -> str | None:
+    from herbarium.settings import setting
+
     value: Any = None
     try:
         value = ctx.secret(key)
     except Exception:  # no secrets backend (a context built by hand): the environment speaks
         value = None
-    return str(value) if value else os.environ.get(key) or None
+    return str(value) if value else setting(key)
 
 
 def label_studio_client(ctx: Any) -> Any:
     """A Label Studio client from the plugin's secrets (the key is never an operator parameter: delegated
     runs store their parameters)."""
-    from label_studio_sdk import LabelStudio
+    from connectors.labelstudio_client import label_studio_client as build_label_studio_client
 
     url = ctx.params.get("label_studio_url") or _secret(ctx, "LABEL_STUDIO_URL")
-    key = _secret(ctx, "LABEL_STUDIO_API_KEY")
-    if not url or not key:
-        raise ValueError("Label Studio is not configured: set the LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY secrets")
-    return LabelStudio(base_url=str(url), api_key=str(key))  # type: ignore[no-untyped-call]
+    return build_label_studio_client(str(url) if url else None, _secret(ctx, "LABEL_STUDIO_API_KEY"))
 
 
 def _document_root(ctx: Any) -> Path:
-    root = ctx.params.get("document_root") or os.environ.get("LOCAL_FILES_DOCUMENT_ROOT")
-    if not root:
+    from herbarium.settings import document_root
+
+    given = ctx.params.get("document_root")
+    root = Path(str(given)) if given else document_root()
+    if root is None:
         raise ValueError("document_root: give Label Studio's LOCAL_FILES_DOCUMENT_ROOT")
-    return Path(str(root))
+    return root
 
 
 def _target(ctx: Any) -> Any:

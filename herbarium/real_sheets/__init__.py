@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 from herbarium.labels.labelstudio import from_labelstudio
 from herbarium.labels.model import BoxLabel, LabelState, SpecimenLabels
+from herbarium.settings import real_samples_dir
 from herbarium.taxonomy import NONVEGETAL, ORGANS
 
 REAL_SAMPLES_ENV = "PLANTAI_REAL_SAMPLES"
@@ -76,9 +76,9 @@ class RealSheet:
 
 def default_samples_dir() -> Path | None:
     """``$PLANTAI_REAL_SAMPLES``, else ``../shared/data/herbarium-samples`` beside the checkout, else None."""
-    configured = os.environ.get(REAL_SAMPLES_ENV)
-    if configured:
-        return Path(configured).expanduser()
+    configured = real_samples_dir()
+    if configured is not None:
+        return configured
     return _CHECKOUT_SAMPLES if _CHECKOUT_SAMPLES.is_dir() else None
 
 

@@ -6,7 +6,8 @@ import json
 
 import click
 
-from plantai.commands.labelstudio_options import label_studio_client, label_studio_options
+from connectors.labelstudio_client import label_studio_client
+from plantai.commands.labelstudio_options import label_studio_options
 
 
 @click.group()

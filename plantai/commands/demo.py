@@ -14,6 +14,8 @@ from typing import TextIO
 
 import click
 
+from plantai.commands.setting_options import setting_option
+
 
 def _stdout_for_json_only() -> TextIO:
     """The real stdout, for the JSON alone; file descriptor 1 then leads to stderr.
@@ -34,11 +36,11 @@ def _interrupt(signum: int, frame: object) -> None:
 @click.command()
 @click.option("--no-browser", is_flag=True, help="Do not open Label Studio and the FiftyOne App in a browser.")
 @click.option("--exit-after-ready", is_flag=True, help="Print READY, stop everything and exit (for scripts and CI).")
-@click.option(
+@setting_option(
+    "DEMO_IMAGES",
     "--images",
-    envvar="DEMO_IMAGES",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Your own sheet images, added to the generated ones [DEMO_IMAGES].",
+    help="Your own sheet images, added to the generated ones.",
 )
 @click.option("--sheets", default=12, show_default=True, help="How many sheets to generate.")
 @click.option(

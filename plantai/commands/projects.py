@@ -11,7 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors.label_config import REVIEW_TASKS
-from plantai.commands.labelstudio_options import label_studio_client, label_studio_options
+from connectors.labelstudio_client import label_studio_client
+from plantai.commands.labelstudio_options import label_studio_options
+from plantai.commands.setting_options import setting_option
 
 
 @click.group()
@@ -28,9 +30,9 @@ def projects() -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of the collection's images (under the document root).",
 )
-@click.option(
+@setting_option(
+    "LOCAL_FILES_DOCUMENT_ROOT",
     "--document-root",
-    envvar="LOCAL_FILES_DOCUMENT_ROOT",
     required=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT.",

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
-_DOCUMENT_ROOT = click.option(
+from plantai.commands.setting_options import setting_option
+
+_DOCUMENT_ROOT = setting_option(
+    "LOCAL_FILES_DOCUMENT_ROOT",
     "--document-root",
-    envvar="LOCAL_FILES_DOCUMENT_ROOT",
     type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT: task images are read from under it [LOCAL_FILES_DOCUMENT_ROOT].",
+    help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT: task images are read from under it.",
 )
 
 
 def _client(url: str | None, api_key: str | None) -> Any:
-    from plantai.commands.labelstudio_options import label_studio_client
+    from connectors.labelstudio_client import label_studio_client
 
     if not url or not api_key:
         raise click.UsageError("give --label-studio-url and --api-key (or LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY)")
@@ -28,10 +28,8 @@ def _client(url: str | None, api_key: str | None) -> Any:
 
 
 def _ls_options(command: Any) -> Any:
-    key_help = "Label Studio token [LABEL_STUDIO_API_KEY]."
-    command = click.option("--api-key", envvar="LABEL_STUDIO_API_KEY", help=key_help)(command)
-    url_help = "Label Studio's URL [LABEL_STUDIO_URL]."
-    return click.option("--label-studio-url", envvar="LABEL_STUDIO_URL", help=url_help)(command)
+    command = setting_option("LABEL_STUDIO_API_KEY", "--api-key", help="Label Studio token.")(command)
+    return setting_option("LABEL_STUDIO_URL", "--label-studio-url", help="Label Studio's URL.")(command)
 
 
 def _run_with_progress(function: Any, as_json: bool) -> Any:
@@ -137,8 +135,6 @@ def retrain(
 
     client = _client(label_studio_url, api_key)
     job_settings = retrain_queue.settings_from(settings)
-    if document_root is not None:
-        os.environ.setdefault("LOCAL_FILES_DOCUMENT_ROOT", str(document_root))
     with Catalog.open() as catalog:
         try:
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
-from plantai.commands.labelstudio_options import label_studio_client, label_studio_options
+from connectors.labelstudio_client import label_studio_client
+from plantai.commands.labelstudio_options import label_studio_options
+from plantai.commands.setting_options import setting_option
 
 
 @click.group()
@@ -26,9 +28,9 @@ def review() -> None:
     "barcode-not-read.",
 )
 @click.option("--project", type=int, required=True, help="The Label Studio review project to add tasks to.")
-@click.option(
+@setting_option(
+    "LOCAL_FILES_DOCUMENT_ROOT",
     "--document-root",
-    envvar="LOCAL_FILES_DOCUMENT_ROOT",
     required=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT.",

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from plantai.commands.setting_options import setting_option
+
 if TYPE_CHECKING:
     from connectors.projects import SpecimenTask
     from connectors.specimens import SpecimenImport
@@ -30,19 +32,19 @@ def specimens() -> None:
     help="Darwin Core CSV (occurrence.csv) for a folder SOURCE.",
 )
 @click.option("--project", type=int, required=True, help="Label Studio project id.")
-@click.option(
+@setting_option(
+    "LOCAL_FILES_DOCUMENT_ROOT",
     "--document-root",
-    envvar="LOCAL_FILES_DOCUMENT_ROOT",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT [LOCAL_FILES_DOCUMENT_ROOT].",
+    help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT.",
 )
 @click.option(
     "--extract-to",
     type=click.Path(file_okay=False, path_type=Path),
     help="Where an archive is extracted [default: DOCUMENT_ROOT/<archive name>].",
 )
-@click.option("--label-studio-url", envvar="LABEL_STUDIO_URL", help="Label Studio [LABEL_STUDIO_URL].")
-@click.option("--api-key", envvar="LABEL_STUDIO_API_KEY", help="Token [LABEL_STUDIO_API_KEY].")
+@setting_option("LABEL_STUDIO_URL", "--label-studio-url", help="Label Studio.")
+@setting_option("LABEL_STUDIO_API_KEY", "--api-key", help="Token.")
 @click.option("--dry-run", is_flag=True, help="Join and report only: import nothing, extract to a temporary folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report for scripts.")
 def import_(
@@ -151,11 +153,10 @@ def _import(
     present: list[str] = []
     checked = False
     if url and api_key:
-        from label_studio_sdk import LabelStudio
-
+        from connectors.labelstudio_client import label_studio_client
         from connectors.projects import existing_catalog_numbers, import_specimens
 
-        client = LabelStudio(base_url=url, api_key=api_key)  # type: ignore[no-untyped-call]
+        client = label_studio_client(url, api_key)
         try:
             if dry_run:
                 existing = existing_catalog_numbers(client, project)

@@ -11,18 +11,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from plantai.commands.labelstudio_options import label_studio_client, label_studio_options
+from connectors.labelstudio_client import label_studio_client
+from plantai.commands.labelstudio_options import label_studio_options
+from plantai.commands.setting_options import setting_option
 
 
 @click.command()
 @click.option("--project", type=int, required=True, help="Label Studio project id.")
 @click.option("--dataset", default=None, help="FiftyOne dataset name  [default: plantai-ls-<project>].")
-@click.option(
+@setting_option(
+    "LOCAL_FILES_DOCUMENT_ROOT",
     "--document-root",
-    envvar="LOCAL_FILES_DOCUMENT_ROOT",
     type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT: image URLs resolve to files under it [LOCAL_FILES_DOCUMENT_ROOT].",
+    help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT: image URLs resolve to files under it.",
 )
 @label_studio_options
 @click.option("--batch-size", default=250, show_default=True, help="Tasks fetched and written per batch.")

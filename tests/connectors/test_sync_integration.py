@@ -238,7 +238,8 @@ def test_an_interrupted_sync_is_finished_by_the_next_run_without_duplicates(
     label_studio: LocalLabelStudio, ls_client: Any, fiftyone_db: LocalFiftyOneDatabase
 ) -> None:
     import fiftyone as fo
-    from label_studio_sdk import LabelStudio
+
+    from connectors.labelstudio_client import label_studio_client
 
     root = label_studio.server.document_root
     project, task_ids, sheets = _project(ls_client, label_studio, 5)
@@ -263,7 +264,7 @@ def test_an_interrupted_sync_is_finished_by_the_next_run_without_duplicates(
 
     # Label Studio goes away after the first page (project, newest update, page 1).
     down = _unique("down")
-    broken = LabelStudio(base_url=label_studio.url, api_key=label_studio.token, httpx_client=_outage_after(3))
+    broken = label_studio_client(label_studio.url, label_studio.token, httpx_client=_outage_after(3))
     with pytest.raises(SyncError, match="did not answer") as raised:
         sync_project(broken, project.id, down, root, batch_size=2)
     assert raised.value.report is not None
