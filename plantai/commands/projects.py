@@ -13,7 +13,7 @@ from rich.table import Table
 from connectors.label_config import REVIEW_TASKS
 from connectors.labelstudio_client import label_studio_client
 from plantai.commands.labelstudio_options import label_studio_options
-from plantai.commands.setting_options import setting_option
+from plantai.commands.setting_options import document_root_option
 
 
 @click.group()
@@ -30,13 +30,7 @@ def projects() -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of the collection's images (under the document root).",
 )
-@setting_option(
-    "LOCAL_FILES_DOCUMENT_ROOT",
-    "--document-root",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT.",
-)
+@document_root_option(required=True, exists=True)
 @click.option(
     "--task",
     "tasks",

@@ -9,14 +9,9 @@ from typing import Any
 
 import click
 
-from plantai.commands.setting_options import setting_option
+from plantai.commands.setting_options import document_root_option, setting_option
 
-_DOCUMENT_ROOT = setting_option(
-    "LOCAL_FILES_DOCUMENT_ROOT",
-    "--document-root",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT: task images are read from under it.",
-)
+_DOCUMENT_ROOT = document_root_option(help="task images are read from under it.")
 
 
 def _client(url: str | None, api_key: str | None) -> Any:

@@ -9,7 +9,7 @@ import click
 
 from connectors.labelstudio_client import label_studio_client
 from plantai.commands.labelstudio_options import label_studio_options
-from plantai.commands.setting_options import setting_option
+from plantai.commands.setting_options import document_root_option
 
 
 @click.group()
@@ -28,13 +28,7 @@ def review() -> None:
     "barcode-not-read.",
 )
 @click.option("--project", type=int, required=True, help="The Label Studio review project to add tasks to.")
-@setting_option(
-    "LOCAL_FILES_DOCUMENT_ROOT",
-    "--document-root",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT.",
-)
+@document_root_option(required=True, exists=True)
 @label_studio_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def send(

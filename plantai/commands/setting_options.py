@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -32,4 +33,15 @@ def setting_option(name: str, *param_decls: str, help: str | None = None, **attr
     return click.option(*param_decls, default=lambda: setting(declared.name), help=text, **attrs)
 
 
-__all__ = ["setting_option"]
+def document_root_option(*, required: bool = False, exists: bool = False, help: str | None = None) -> Callable[[F], F]:
+    """``--document-root``: Label Studio's local-files root (task images are files under it)."""
+    return setting_option(
+        "LOCAL_FILES_DOCUMENT_ROOT",
+        "--document-root",
+        required=required,
+        type=click.Path(exists=exists, file_okay=False, path_type=Path),
+        help=f"Label Studio's local-files root: {help}" if help else None,
+    )
+
+
+__all__ = ["document_root_option", "setting_option"]

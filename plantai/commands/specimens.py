@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from plantai.commands.setting_options import setting_option
+from plantai.commands.setting_options import document_root_option, setting_option
 
 if TYPE_CHECKING:
     from connectors.projects import SpecimenTask
@@ -32,12 +32,7 @@ def specimens() -> None:
     help="Darwin Core CSV (occurrence.csv) for a folder SOURCE.",
 )
 @click.option("--project", type=int, required=True, help="Label Studio project id.")
-@setting_option(
-    "LOCAL_FILES_DOCUMENT_ROOT",
-    "--document-root",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT.",
-)
+@document_root_option()
 @click.option(
     "--extract-to",
     type=click.Path(file_okay=False, path_type=Path),

@@ -13,18 +13,13 @@ from rich.table import Table
 
 from connectors.labelstudio_client import label_studio_client
 from plantai.commands.labelstudio_options import label_studio_options
-from plantai.commands.setting_options import setting_option
+from plantai.commands.setting_options import document_root_option
 
 
 @click.command()
 @click.option("--project", type=int, required=True, help="Label Studio project id.")
 @click.option("--dataset", default=None, help="FiftyOne dataset name  [default: plantai-ls-<project>].")
-@setting_option(
-    "LOCAL_FILES_DOCUMENT_ROOT",
-    "--document-root",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT: image URLs resolve to files under it.",
-)
+@document_root_option(help="image URLs resolve to files under it.")
 @label_studio_options
 @click.option("--batch-size", default=250, show_default=True, help="Tasks fetched and written per batch.")
 @click.option(
