@@ -14,7 +14,6 @@ from sqlalchemy.exc import ArgumentError
 from catalog.errors import CatalogConfigError
 from herbarium.settings import configured
 
-CATALOG_URL_ENV = "PLANTAI_CATALOG_URL"
 SQLITE_BUSY_TIMEOUT_S = 30
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
@@ -22,7 +21,7 @@ ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
 
 def default_catalog_url(home: Path) -> str:
     """``$PLANTAI_CATALOG_URL``, else SQLite at ``<home>/catalog.db``."""
-    return configured(CATALOG_URL_ENV) or f"sqlite:///{home / 'catalog.db'}"
+    return configured("PLANTAI_CATALOG_URL") or f"sqlite:///{home / 'catalog.db'}"
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

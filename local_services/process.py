@@ -161,11 +161,12 @@ class LocalService(abc.ABC):
         """Remove what only this run needed."""
 
     def start(self, timeout: float | None = None) -> Self:
-        process = self.launch()
-        self._process = process
-        process.start()
+        if self.running:
+            raise ServiceStartError(f"{type(self).__name__} is already running (pid {self.pid})")
         try:
-            process.wait_until(self.ready, self.start_timeout if timeout is None else timeout, self.readiness())
+            self._process = self.launch()
+            self._process.start()
+            self._process.wait_until(self.ready, self.start_timeout if timeout is None else timeout, self.readiness())
             self.after_ready()
         except BaseException:
             self.stop()
@@ -173,12 +174,16 @@ class LocalService(abc.ABC):
         return self
 
     def stop(self) -> None:
-        if self._process is not None:
-            if self.running:
-                self.before_stop()
-            self._process.stop()
-            self._process = None
-        self.after_stop()
+        try:
+            if self._process is not None:
+                try:
+                    if self.running:
+                        self.before_stop()
+                finally:  # a graceful stop that fails still ends with the process group signalled
+                    self._process.stop()
+                    self._process = None
+        finally:
+            self.after_stop()
 
     def __enter__(self) -> Self:
         return self.start()

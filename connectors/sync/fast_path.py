@@ -13,7 +13,7 @@ import os
 import time
 import traceback
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bson import ObjectId
 
@@ -22,18 +22,6 @@ from connectors.label_config import (
     VERDICT_CONTROL,
 )
 from connectors.review import expert_state
-from herbarium.labels import LabelState, MaskLabel
-from herbarium.labels import expert_source as expert_source_of
-from herbarium.labels.labelstudio import (
-    GEOMETRY_KEYS,
-    ORIGIN_ATTRIBUTE,
-    RESERVED_ATTRIBUTES,
-    TEXTAREA_ATTRIBUTE,
-)
-from herbarium.labels.labelstudio_tags import CHOICES, REGION_TAGS, TEXTAREA_TYPE
-
-if TYPE_CHECKING:
-    pass
 from connectors.sync.report import UnknownLabel
 from connectors.sync.task_fields import (
     ANNOTATED,
@@ -46,6 +34,15 @@ from connectors.sync.task_fields import (
     model_versions,
     resolves,
 )
+from herbarium.labels import LabelState
+from herbarium.labels import expert_source as expert_source_of
+from herbarium.labels.labelstudio import (
+    GEOMETRY_KEYS,
+    ORIGIN_ATTRIBUTE,
+    RESERVED_ATTRIBUTES,
+    TEXTAREA_ATTRIBUTE,
+)
+from herbarium.labels.labelstudio_tags import BRUSH_LABELS, CHOICES, REGION_TAGS, TEXTAREA_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +53,7 @@ class _FallbackError(Exception):
 
 # Result type -> field kind of the regions the fast path handles: all but brush masks, whose RLE
 # decoding is the general path's.
-_FAST_REGIONS = {tag.result_type: tag.field_kind for tag in REGION_TAGS if tag.label_class is not MaskLabel}
+_FAST_REGIONS = {tag.result_type: tag.field_kind for tag in REGION_TAGS if tag is not BRUSH_LABELS}
 _FAST_TYPES = frozenset({*_FAST_REGIONS, CHOICES.result_type, TEXTAREA_TYPE})
 _SIZE_KEYS = ("original_width", "original_height")
 _NUMBERS = (int, float)  # exactly: a bool is not a coordinate
@@ -99,8 +96,9 @@ def fast_task_fields(basics: TaskBasics, controls: Mapping[str, str], new_id: La
     try:
         return _fast_fields(basics, controls, new_id)
     except _FallbackError as fallback:  # expected: brush masks and inputs the general path reports
-        where = traceback.extract_tb(fallback.__traceback__)[-1].lineno
-        log.debug("sync fast path leaves task %s to the general path (fast_path.py:%s)", basics.task_id, where)
+        if log.isEnabledFor(logging.DEBUG):
+            where = traceback.extract_tb(fallback.__traceback__)[-1]
+            log.debug("sync fast path leaves task %s to the general path (line %s)", basics.task_id, where.lineno)
         return None
     except Exception:  # a surprise is a bug of the fast path: the general path still decides, but it is said
         log.warning("sync fast path failed on task %s; the general path takes it", basics.task_id, exc_info=True)

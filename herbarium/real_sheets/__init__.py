@@ -25,7 +25,6 @@ from herbarium.labels.model import BoxLabel, LabelState, SpecimenLabels
 from herbarium.settings import real_samples_dir
 from herbarium.taxonomy import NONVEGETAL, ORGANS
 
-REAL_SAMPLES_ENV = "PLANTAI_REAL_SAMPLES"
 ANNOTATIONS_DIR = Path(__file__).resolve().parent / "annotations"
 # The samples folder beside a checkout of the repository (../shared next to it), when there is one.
 _CHECKOUT_SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "herbarium-samples"
@@ -230,7 +229,6 @@ __all__ = [
     "ANNOTATIONS_DIR",
     "COLLECTIONS",
     "GROUND_TRUTH_SOURCE",
-    "REAL_SAMPLES_ENV",
     "UNB_PHENOLOGY",
     "RealSheet",
     "RealSheetsError",

@@ -42,7 +42,7 @@ def shown_value(declared: Setting) -> str | None:
     value = configured(declared.name)
     if value is None:
         return None
-    return f"set ({len(value)} chars)" if declared.secret else value
+    return "set" if declared.secret else value
 
 
 def settings_report() -> list[dict[str, str | None]]:

@@ -29,6 +29,8 @@ def setting_option(name: str, *param_decls: str, help: str | None = None, **attr
     declared = declaration(name)
     text = f"{help or declared.help} [{declared.name}]"
     if attrs.get("required"):
+        if "callback" in attrs:
+            raise TypeError("setting_option: required=True brings its own callback")
         attrs["callback"] = _required
     return click.option(*param_decls, default=lambda: setting(declared.name), help=text, **attrs)
 

@@ -309,4 +309,4 @@ def test_every_expected_fallback_is_logged(caplog: pytest.LogCaptureFixture) -> 
                     "value": {"format": "rle", "rle": [0, 0, 0, 0], "brushlabels": ["plant"]}})  # fmt: skip
     with caplog.at_level("DEBUG", logger="connectors.sync.fast_path"):
         assert fast_task_fields(task_basics(task, None), CONTROLS, LabelIds()) is None
-    assert "sync fast path leaves task 11 to the general path (fast_path.py:" in caplog.text
+    assert "sync fast path leaves task 11 to the general path (line " in caplog.text
