@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from herbarium.settings import configured, setting
+from herbarium.settings import configured, ultralytics_config_dir
 
 # check_font() asks github.com for these unless they are in the config dir.
 _FONTS = ("Arial.ttf", "Arial.Unicode.ttf")
@@ -35,7 +35,7 @@ def configure_offline_ultralytics(config_dir: Path | None = None) -> Path:
     again with the same dir does nothing more.
     """
     if config_dir is None:
-        config_dir = Path(str(setting("YOLO_CONFIG_DIR")))  # its default: $PLANTAI_HOME/ultralytics
+        config_dir = ultralytics_config_dir()
     settings_dir = config_dir / "Ultralytics"  # Ultralytics appends this to YOLO_CONFIG_DIR
     if "ultralytics" in sys.modules and configured("YOLO_CONFIG_DIR") != str(config_dir):
         raise UltralyticsAlreadyImportedError(

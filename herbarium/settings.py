@@ -80,6 +80,25 @@ SETTINGS: tuple[Setting, ...] = (
         "Label Studio's local-files root: task images are files under it (/data/local-files/?d=...).",
     ),
     Setting(
+        "BASIC_AUTH_USER",
+        None,
+        "Backends: the HTTP basic auth user every endpoint but /health requires (Label Studio's convention; "
+        "with BASIC_AUTH_PASS).",
+    ),
+    Setting(
+        "BASIC_AUTH_PASS",
+        None,
+        "Backends: the HTTP basic auth password (with BASIC_AUTH_USER).",
+        secret=True,
+    ),
+    Setting("PLANTAI_MAX_REQUEST_BYTES", str(16 * 1024 * 1024), "Backends: the largest request body, in bytes."),
+    Setting("PLANTAI_MAX_PREDICT_TASKS", "1000", "Backends: the most tasks one /predict request may send."),
+    Setting(
+        "PLANTAI_PREDICT_SECONDS",
+        "110",
+        "Backends: seconds one /predict may work before it is answered 408 (below `plantai serve --timeout`).",
+    ),
+    Setting(
         "PLANTAI_RETRAIN_EVERY",
         "0",
         "Queue a retraining job every N validated annotations of a project without its own trigger (0: never).",
@@ -143,6 +162,13 @@ def retrain_every() -> int:
     return int(setting("PLANTAI_RETRAIN_EVERY") or 0)
 
 
+def ultralytics_config_dir() -> Path:
+    """``$YOLO_CONFIG_DIR``, else ``$PLANTAI_HOME/ultralytics``."""
+    configured_dir = _path("YOLO_CONFIG_DIR")
+    assert configured_dir is not None  # it has a default
+    return configured_dir
+
+
 def real_samples_dir() -> Path | None:
     """``$PLANTAI_REAL_SAMPLES``, else None (:mod:`herbarium.real_sheets` then looks beside the checkout)."""
     return _path("PLANTAI_REAL_SAMPLES")
@@ -159,4 +185,5 @@ __all__ = [
     "real_samples_dir",
     "retrain_every",
     "setting",
+    "ultralytics_config_dir",
 ]

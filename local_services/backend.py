@@ -10,16 +10,16 @@ import requests
 
 from local_services.process import LocalProcess, LocalService, free_loopback_port
 
-# Settings the backend reads from its environment: the child gets exactly those it is given.
+# Settings that decide what a backend serves and to whom: the child gets those it is given, none inherited.
 _BACKEND_SETTINGS = ("PLANTAI_HOME", "PLANTAI_CATALOG_URL", "LOCAL_FILES_DOCUMENT_ROOT", "LABEL_STUDIO_URL")
-_BACKEND_SECRETS = ("LABEL_STUDIO_API_KEY",)
+_BACKEND_SECRETS = ("LABEL_STUDIO_API_KEY", "BASIC_AUTH_USER", "BASIC_AUTH_PASS")
 
 
 class LocalBackend(LocalService):
     """``plantai serve`` over the catalog in ``home``; ``url`` answers ``/health`` once started.
 
-    ``home=None`` keeps this process's ``PLANTAI_HOME``; every other backend setting the caller
-    does not pass is removed from the child's environment, so a test never serves a stray catalog.
+    ``home=None`` keeps this process's ``PLANTAI_HOME``; the other settings above that the caller
+    does not pass are removed from the child's environment, so a test never serves a stray catalog.
     """
 
     start_timeout = 120.0
@@ -34,6 +34,7 @@ class LocalBackend(LocalService):
         label_studio_url: str | None = None,
         api_key: str | None = None,
         threads: int | None = None,
+        basic_auth: tuple[str, str] | None = None,
         port: int | None = None,
         name: str = "plantai serve",
     ) -> None:
@@ -48,6 +49,8 @@ class LocalBackend(LocalService):
             "LOCAL_FILES_DOCUMENT_ROOT": document_root,
             "LABEL_STUDIO_URL": label_studio_url,
             "LABEL_STUDIO_API_KEY": api_key,
+            "BASIC_AUTH_USER": basic_auth[0] if basic_auth else None,
+            "BASIC_AUTH_PASS": basic_auth[1] if basic_auth else None,
         }
         self.given_settings = {key: str(value) for key, value in given.items() if value is not None}
         self.inherit_home = home is None

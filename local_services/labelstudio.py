@@ -2,11 +2,16 @@
 
 A fresh data dir spends about 40 s on database migrations; ``label-studio init`` builds a
 template once, and each server starts on a copy in about 5 s.
+
+Each data dir has its own Django ``SECRET_KEY`` (it signs sessions and JWT access tokens), made on
+first start and kept, readable by its owner only, in ``<data dir>/.plantai-secret-key``; a server's
+copy of the template leaves the template's key behind and makes its own.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -27,6 +32,7 @@ from local_services.process import (
 
 LABEL_STUDIO_VERSION = "1.23.2"
 _TEMPLATE_MARKER = ".plantai-template"
+SECRET_KEY_FILE = ".plantai-secret-key"
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,36 @@ def _label_studio_executable() -> str:
     return str(beside_python) if beside_python.exists() else "label-studio"
 
 
+def secret_key(data_dir: Path) -> str:
+    """``data_dir``'s own Django ``SECRET_KEY``: read from ``data_dir/.plantai-secret-key``, or made there
+    (random, mode 0600) the first time. Concurrent first starts agree: the file appears whole or not at all."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / SECRET_KEY_FILE
+    if not path.exists():
+        staging = data_dir / f"{SECRET_KEY_FILE}.{os.getpid()}.{secrets.token_hex(8)}"
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(secrets.token_urlsafe(50) + "\n")
+            os.link(staging, path)  # fails when another start made it first: theirs is kept
+        except FileExistsError:
+            pass
+        finally:
+            staging.unlink(missing_ok=True)
+    key = path.read_text(encoding="utf-8").strip()
+    if not key:
+        raise ServiceStartError(f"{path} holds no secret key: delete it and start again")
+    return key
+
+
+def copy_template(template_dir: Path, data_dir: Path) -> None:
+    """Copy the template into a server's data dir, less the template's secret key (the server makes its own)."""
+    shutil.copytree(template_dir, data_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns(f"{SECRET_KEY_FILE}*"))
+
+
 def label_studio_env(data_dir: Path, account: LabelStudioAccount, document_root: Path | None = None) -> dict[str, str]:
-    """Environment for ``label-studio init/start`` on loopback, with local files and ML backends allowed."""
+    """Environment for ``label-studio init/start`` on loopback, with local files and ML backends allowed,
+    and ``data_dir``'s own secret key (:func:`secret_key`)."""
     env = {
         **os.environ,
         "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
@@ -70,7 +104,7 @@ def label_studio_env(data_dir: Path, account: LabelStudioAccount, document_root:
         "SSRF_PROTECTION_ENABLED": "false",  # else webhooks to loopback backends fail silently
         "LATEST_VERSION_CHECK": "false",
         "COLLECT_ANALYTICS": "false",
-        "SECRET_KEY": "plantai-local-label-studio",
+        "SECRET_KEY": secret_key(data_dir),
         "PYTHONUNBUFFERED": "1",
     }
     if document_root is not None:
@@ -130,7 +164,7 @@ class LocalLabelStudio(LocalService):
         build_template(self.template_dir, self.server.account)
         data_dir = self.server.data_dir
         if not (data_dir / "label_studio.sqlite3").exists():
-            shutil.copytree(self.template_dir, data_dir, dirs_exist_ok=True)
+            copy_template(self.template_dir, data_dir)
         self.server.document_root.mkdir(parents=True, exist_ok=True)
         env = label_studio_env(data_dir, self.server.account, self.server.document_root)
         argv = [

@@ -11,10 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from catalog.registry import Catalog
+from herbarium.labels.labelstudio_events import TRAINING_ACTIONS, event_project
 from herbarium.settings import document_root, setting
-from ml_backends.service import BadRequestError, PredictionService
+from ml_backends.admission import BasicAuth, RequestLimits
+from ml_backends.service import BadRequestError, LimitExceededError, PredictionService
 from ml_backends.task_images import LabelStudioAccess, TaskImages
 
 log = logging.getLogger(__name__)
@@ -22,17 +25,44 @@ log = logging.getLogger(__name__)
 WebhookHandler = Callable[[dict[str, Any]], None]
 
 
-def create_app(service: PredictionService, on_event: WebhookHandler | None = None) -> Flask:
-    """A Flask app for ``service``; ``on_event`` receives webhook events (it must return quickly)."""
+def create_app(
+    service: PredictionService,
+    on_event: WebhookHandler | None = None,
+    auth: BasicAuth | None = None,
+    max_body_bytes: int | None = None,
+) -> Flask:
+    """A Flask app for ``service``; ``on_event`` receives webhook events (it must return quickly).
+
+    With ``auth``, every endpoint but ``/health`` answers 401 without the right basic-auth credentials.
+    """
     app = Flask("plantai-backend")
     app.config["service"] = service
+    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
 
     def count(endpoint: str) -> None:
         service.metrics.add(f"requests_{endpoint}")
 
+    @app.before_request
+    def authenticate() -> tuple[Response, int, dict[str, str]] | None:
+        if auth is None or request.endpoint == "health":
+            return None
+        given = request.authorization
+        user, password = (given.username, given.password) if given and given.type == "basic" else (None, None)
+        if auth.admits(user, password):
+            return None
+        count("unauthorized")
+        body = jsonify({"status": "error", "error": "authentication required (HTTP basic auth)"})
+        return body, 401, {"WWW-Authenticate": 'Basic realm="PlantAI backend"'}
+
     @app.errorhandler(BadRequestError)
     def bad_request(exc: BadRequestError) -> tuple[Response, int]:
-        return jsonify({"status": "error", "error": str(exc)}), 400
+        status = exc.status if isinstance(exc, LimitExceededError) else 400
+        return jsonify({"status": "error", "error": str(exc)}), status
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge) -> tuple[Response, int]:
+        error = f"request body over {max_body_bytes} bytes (PLANTAI_MAX_REQUEST_BYTES)"
+        return jsonify({"status": "error", "error": error}), 413
 
     @app.get("/health")
     @app.get("/")
@@ -57,6 +87,9 @@ def create_app(service: PredictionService, on_event: WebhookHandler | None = Non
         event = _json_body()
         action = event.get("action") if isinstance(event, dict) else None
         service.metrics.add(f"webhook_{str(action).lower()}")
+        if action in TRAINING_ACTIONS and event_project(event) not in service.served_projects():
+            error = f"project {event_project(event)} is not one this backend serves (no /setup from it)"
+            return jsonify({"status": "error", "error": error}), 403
         if on_event is not None and isinstance(event, dict):
             on_event(event)
         return jsonify({"status": "ok", "action": action}), 201
@@ -86,4 +119,16 @@ def service_from_environment(kind: str, catalog: Catalog | None = None) -> Predi
     url = setting("LABEL_STUDIO_URL")
     access = LabelStudioAccess(url=url, api_key=setting("LABEL_STUDIO_API_KEY")) if url else None
     images = TaskImages(document_root(), access)
-    return PredictionService(catalog or Catalog.open(), images, kind=kind)
+    return PredictionService(catalog or Catalog.open(), images, kind=kind, limits=RequestLimits.from_settings())
+
+
+def app_from_environment(kind: str, on_event: WebhookHandler | None = None) -> Flask:
+    """The backend ``plantai serve`` runs: auth and limits from the settings."""
+    service = service_from_environment(kind)
+    limits = service.limits
+    return create_app(
+        service,
+        on_event=on_event,
+        auth=BasicAuth.from_settings(),
+        max_body_bytes=limits.max_body_bytes if limits else None,
+    )

@@ -42,6 +42,7 @@ from ml_backends.adapters import (
     adapter_for,
     organ_detector,
 )
+from ml_backends.admission import RequestLimits
 from ml_backends.controls import Control, LabelConfig, LabelConfigError
 from ml_backends.kinds import BACKEND_KINDS
 from ml_backends.task_images import TaskImageError, TaskImages
@@ -53,6 +54,14 @@ NO_MODEL_VERSION = "plantai:no-matching-model"
 
 class BadRequestError(ValueError):
     """A request Label Studio (or anyone) sent malformed; answered with 400."""
+
+
+class LimitExceededError(BadRequestError):
+    """A request over one of the backend's limits; answered with ``status`` (413, 408) and the reason."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -157,6 +166,7 @@ class PredictionService:
         refresh_s: float = 2.0,
         conf: float | None = None,
         decode_workers: int = 4,
+        limits: RequestLimits | None = None,
     ) -> None:
         if kind not in BACKEND_KINDS:
             raise ValueError(f"backend kind: expected one of {', '.join(BACKEND_KINDS)}, got {kind!r}")
@@ -166,6 +176,7 @@ class PredictionService:
         self.kinds = BACKEND_KINDS[kind]
         self.refresh_s = refresh_s
         self.conf = conf  # None: each model version's own calibrated threshold (catalog metric)
+        self.limits = limits  # None: no cap on tasks per request nor on seconds (tests, in-process use)
         self.metrics = ServiceMetrics()
         self._decoder = ThreadPoolExecutor(max_workers=decode_workers, thread_name_prefix="decode")
         self._models: list[ModelInfo] = []  # every production model, whatever this backend serves
@@ -223,9 +234,31 @@ class PredictionService:
         self._project_configs[project] = payload["schema"]
         return self.plan(payload["schema"]).model_version
 
+    def served_projects(self) -> set[int]:
+        """Ids of the projects Label Studio set this backend up for (``/setup``'s ``project`` is ``<id>.<time>``)."""
+        ids = set()
+        for project in list(self._project_configs):
+            head = project.split(".", 1)[0]
+            if head.isdigit():
+                ids.add(int(head))
+        return ids
+
+    def _check_time(self, started: float, stage: str) -> None:
+        if self.limits is not None and time.perf_counter() - started > self.limits.max_seconds:
+            raise LimitExceededError(
+                f"predict: over {self.limits.max_seconds:g} s (PLANTAI_PREDICT_SECONDS) {stage}; send fewer tasks",
+                408,
+            )
+
     def predict(self, payload: Any) -> list[dict[str, Any]]:
         started = time.perf_counter()
         tasks, plan, params = self._read_predict_request(payload)
+        if self.limits is not None and len(tasks) > self.limits.max_tasks:
+            raise LimitExceededError(
+                f"predict: {len(tasks)} tasks, at most {self.limits.max_tasks} per request "
+                "(PLANTAI_MAX_PREDICT_TASKS); send them in smaller batches",
+                413,
+            )
         drawn = self._drawn_boxes(payload, plan)
         assignments = plan.assignments
         if drawn is not None and any(a.is_sam for a in assignments):
@@ -249,12 +282,14 @@ class PredictionService:
         adapters = self._adapters(assignments, conf, prompted=drawn is None)
         decode_side = max(adapter.decode_side(tiling) for adapter in adapters.values())
         decoded = list(self._decoder.map(lambda task: self._decode(task, plan, decode_side), tasks))
+        self._check_time(started, "reading the images")
         good = [i for i, image in enumerate(decoded) if isinstance(image, SpecimenImage)]
         images: list[SpecimenImage] = [image for image in decoded if isinstance(image, SpecimenImage)]
         task_ids = [tasks[i].get("id") if isinstance(tasks[i], dict) else None for i in good]
         predictions: dict[str, list[SpecimenLabels | None]] = {}
         # SAM last: it may be prompted by the organ detector's boxes predicted for another tag of this request.
         for name, adapter in sorted(adapters.items(), key=lambda item: isinstance(item[1], SamSegmentationAdapter)):
+            self._check_time(started, f"before {name}")
             prompts = None
             if isinstance(adapter, SamSegmentationAdapter):
                 prompts = self._sam_prompts(adapter, images, tiling, drawn, predictions, task_ids)

@@ -35,6 +35,7 @@ from typing import Any
 from catalog.registry import Catalog
 from connectors.labelstudio_client import LabelStudioNotConfiguredError, label_studio_client
 from connectors.review import model_sources, reviewed_sheet
+from herbarium.labels.labelstudio_events import ANNOTATION_ACTIONS, TRAINING_ACTIONS, event_project
 from herbarium.settings import plantai_home, retrain_every
 from training.retraining import RetrainingError, RetrainSettings, retrain
 
@@ -43,8 +44,6 @@ log = logging.getLogger(__name__)
 OPERATOR_URI = "@plantai/herbarium/retrain_model"
 SETTINGS_FILE = "retraining.json"
 COUNTS_FILE = "retraining-counts.json"
-TRAINING_ACTIONS = frozenset({"START_TRAINING"})
-ANNOTATION_ACTIONS = frozenset({"ANNOTATION_CREATED", "ANNOTATION_UPDATED"})
 _SETTING_KEYS = ("epochs", "imgsz", "batch", "max_side", "val_fraction", "seed", "margin", "options")
 
 Progress = Callable[[str, float], None]
@@ -216,22 +215,10 @@ def _every(project: int, home: Path | None) -> int:
     return retrain_every()
 
 
-def _project_id(event: Mapping[str, Any]) -> int | None:
-    project = event.get("project")
-    if isinstance(project, Mapping):
-        project = project.get("id")
-    if project is None and isinstance(event.get("task"), Mapping):
-        project = event["task"].get("project")
-    try:
-        return int(project) if project is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
 def handle_event(event: Mapping[str, Any], home: Path | None = None) -> str | None:
     """Act on one Label Studio webhook event; returns the queued job's id, if one was queued."""
     action = str(event.get("action") or "")
-    project = _project_id(event)
+    project = event_project(event)
     if project is None:
         return None
     models = _configured_models(project, home) or None

@@ -6,7 +6,9 @@ export) may be delegated (``fiftyone delegated launch``) and report progress.
 
 Label Studio's URL and key are the plugin's secrets ``LABEL_STUDIO_URL`` and
 ``LABEL_STUDIO_API_KEY`` (FiftyOne resolves them from the environment); its document root is the
-``document_root`` parameter, by default ``LOCAL_FILES_DOCUMENT_ROOT``.
+``document_root`` parameter, by default ``LOCAL_FILES_DOCUMENT_ROOT``. The key goes to the configured
+``LABEL_STUDIO_URL`` and nowhere else: an operator given another ``label_studio_url`` refuses
+(:class:`LabelStudioURLRefusedError`) and sends nothing.
 """
 
 from __future__ import annotations
@@ -43,13 +45,36 @@ def _secret(ctx: Any, key: str) -> str | None:
     return str(value) if value else setting(key)
 
 
+class LabelStudioURLRefusedError(ValueError):
+    """An operator was given a ``label_studio_url`` other than the configured ``LABEL_STUDIO_URL``."""
+
+
+def label_studio_url(ctx: Any) -> str | None:
+    """The configured ``LABEL_STUDIO_URL`` (the plugin's secret, else the setting): the one place the plugin
+    sends Label Studio's key.
+
+    A ``label_studio_url`` parameter (kept for callers that pass it) must name that same server;
+    any other raises :class:`LabelStudioURLRefusedError` before anything is sent: App users choose
+    parameters, and the key is not theirs to send elsewhere.
+    """
+    from connectors.labelstudio_client import same_label_studio
+
+    configured = _secret(ctx, "LABEL_STUDIO_URL")
+    given = (ctx.params or {}).get("label_studio_url")
+    if given and not (configured and same_label_studio(str(given), configured)):
+        raise LabelStudioURLRefusedError(
+            f"label_studio_url {str(given)!r} refused: the Label Studio API key is only sent to the configured "
+            "LABEL_STUDIO_URL; leave label_studio_url empty (or set LABEL_STUDIO_URL where the plugin runs)"
+        )
+    return configured
+
+
 def label_studio_client(ctx: Any) -> Any:
-    """A Label Studio client from the plugin's secrets (the key is never an operator parameter: delegated
-    runs store their parameters)."""
+    """A Label Studio client from the plugin's secrets, for the configured URL only (:func:`label_studio_url`;
+    the key is never an operator parameter: delegated runs store their parameters)."""
     from connectors.labelstudio_client import label_studio_client as build_label_studio_client
 
-    url = ctx.params.get("label_studio_url") or _secret(ctx, "LABEL_STUDIO_URL")
-    return build_label_studio_client(str(url) if url else None, _secret(ctx, "LABEL_STUDIO_API_KEY"))
+    return build_label_studio_client(label_studio_url(ctx), _secret(ctx, "LABEL_STUDIO_API_KEY"))
 
 
 def _document_root(ctx: Any) -> Path:

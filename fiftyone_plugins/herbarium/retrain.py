@@ -49,8 +49,10 @@ class RetrainModel(foo.Operator):  # type: ignore[misc]
         return types.Property(inputs, view=types.View(label="Retrain a PlantAI model"))
 
     def execute(self, ctx: Any) -> dict[str, Any]:
+        from fiftyone_plugins.herbarium import label_studio_url
         from training.retrain_queue import run_job
 
+        label_studio_url(ctx)  # run_job sends the key to a given label_studio_url: only the configured one passes
         params = dict(ctx.params or {})
         if params.get("project") is not None and not params.get("projects"):
             params["projects"] = [int(params["project"])]

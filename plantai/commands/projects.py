@@ -62,13 +62,14 @@ def create(
       plantai projects create --title "Herbier A" --images /data/scans/A --backend-url http://127.0.0.1:9090
     """
     from connectors.projects import ProjectError, create_project
+    from ml_backends.admission import BasicAuth
     from ml_backends.connect import connect_backend
 
     client = label_studio_client(label_studio_url, api_key)
     try:
         project = create_project(client, title, images_dir, document_root, tasks or REVIEW_TASKS)
         if backend_url:
-            connect_backend(client, project.id, backend_url)
+            connect_backend(client, project.id, backend_url, basic_auth=BasicAuth.from_settings())
     except ProjectError as exc:
         raise click.ClickException(str(exc)) from None
     url = f"{label_studio_url.rstrip('/')}/projects/{project.id}"

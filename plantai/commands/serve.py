@@ -44,7 +44,14 @@ def serve(backend: str, host: str, port: int, threads: int, timeout: int, retrai
     """
     from gunicorn.app.base import BaseApplication
 
-    from ml_backends.server import create_app, service_from_environment
+    from ml_backends.admission import AdmissionConfigError, BasicAuth, RequestLimits, exposure_warning
+    from ml_backends.server import app_from_environment
+
+    try:  # settings that cannot work fail here, in the terminal, not in the worker
+        auth = BasicAuth.from_settings()
+        RequestLimits.from_settings()
+    except AdmissionConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
     class Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -66,7 +73,10 @@ def serve(backend: str, host: str, port: int, threads: int, timeout: int, retrai
                 from training.retrain_queue import on_label_studio_event
 
                 on_event = on_label_studio_event
-            return create_app(service_from_environment(backend), on_event=on_event)
+            return app_from_environment(backend, on_event=on_event)
 
-    click.echo(f"PlantAI backend '{backend}' on http://{host}:{port}")
+    warning = exposure_warning(host, port, auth)
+    if warning:
+        click.secho(warning, fg="red", bold=True, err=True)
+    click.echo(f"PlantAI backend '{backend}' on http://{host}:{port}" + (" (basic auth)" if auth else ""))
     Gunicorn().run()

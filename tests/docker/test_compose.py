@@ -294,7 +294,14 @@ def test_no_database_port_is_published(services: dict[str, Any]) -> None:
 
 @needs_compose
 @pytest.mark.parametrize(
-    "missing", ["POSTGRES_PASSWORD", "MONGO_PASSWORD", "LABEL_STUDIO_USER_TOKEN", "PLANTAI_IMAGES_DIR"]
+    "missing",
+    [
+        "POSTGRES_PASSWORD",
+        "MONGO_PASSWORD",
+        "LABEL_STUDIO_USER_TOKEN",
+        "PLANTAI_IMAGES_DIR",
+        "PLANTAI_BACKEND_PASSWORD",
+    ],
 )
 def test_config_refuses_a_missing_required_variable(tmp_path: Path, missing: str) -> None:
     lines = ENV_EXAMPLE.read_text().splitlines()

@@ -33,7 +33,7 @@ def test_every_setting_is_declared_once_with_help() -> None:
     assert len(names) == len(set(names))
     assert set(MUST_DECLARE) <= set(names)
     assert all(s.help.strip() for s in SETTINGS)
-    assert [s.name for s in SETTINGS if s.secret] == ["LABEL_STUDIO_API_KEY"]
+    assert [s.name for s in SETTINGS if s.secret] == ["LABEL_STUDIO_API_KEY", "BASIC_AUTH_PASS"]
 
 
 def test_an_undeclared_name_is_refused() -> None:
