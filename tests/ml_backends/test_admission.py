@@ -11,12 +11,11 @@ from flask.testing import FlaskClient
 from catalog.registry import Catalog
 from connectors.label_config import review_config
 from herbarium.synth import generate_sheet
-from herbarium.taxonomy import NONVEGETAL
 from ml_backends.admission import AdmissionConfigError, BasicAuth, RequestLimits, exposure_warning, is_loopback
 from ml_backends.server import create_app
 from ml_backends.service import PredictionService
 from ml_backends.task_images import TaskImages
-from tests.ml_backends.tiny_models import always_detecting_yolo
+from tests.ml_backends.tiny_models import detector_catalog
 
 CONFIG = review_config(["detect-nonvegetal"])
 AUTH = BasicAuth("label-studio", "s3cret-pass")
@@ -36,11 +35,7 @@ def document_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
-    home = tmp_path_factory.mktemp("home")
-    weights = always_detecting_yolo(home / "detector.pt", NONVEGETAL.classes)
-    catalog = Catalog.open(url=f"sqlite:///{home / 'catalog.db'}", home=home)
-    catalog.register("nonvegetal-detector", "detect-nonvegetal", weights, promote=True)
-    return catalog
+    return detector_catalog(tmp_path_factory.mktemp("home"))
 
 
 def _client(catalog: Catalog, root: Path, limits: RequestLimits | None = None, **app: Any) -> FlaskClient:

@@ -72,13 +72,7 @@ def test_label_studio_with_the_credentials_connects_predicts_and_sends_webhooks(
     # ... and its "Start training" reaches /webhook through the same door.
     webhooks_before = _metric(requests.get(f"{backend.url}/metrics", auth=credentials, timeout=10).text,
                               "plantai_backend_webhook_start_training_total")  # fmt: skip
-    response = requests.post(
-        f"{label_studio.url}/api/ml/{connection.backend_id}/train",
-        headers={"Authorization": f"Token {label_studio.token}"},
-        json={},
-        timeout=30,
-    )
-    assert response.status_code < 300, response.text
+    ls_client.ml.train(id=connection.backend_id)  # Label Studio's "Start training"
     deadline = time.monotonic() + 60
     metrics = requests.get(f"{backend.url}/metrics", auth=credentials, timeout=10).text
     while _metric(metrics, "plantai_backend_webhook_start_training_total") <= webhooks_before:

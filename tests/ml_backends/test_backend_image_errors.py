@@ -18,11 +18,10 @@ from PIL import Image
 from catalog.registry import Catalog
 from connectors.label_config import review_config
 from herbarium.synth import generate_sheet
-from herbarium.taxonomy import NONVEGETAL
 from ml_backends.server import create_app
 from ml_backends.service import PredictionService
 from ml_backends.task_images import TaskImages
-from tests.ml_backends.tiny_models import always_detecting_yolo
+from tests.ml_backends.tiny_models import detector_catalog
 
 CONFIG = review_config(["detect-nonvegetal"])
 SMALL, BIG = (600, 840), (1024, 1448)
@@ -49,11 +48,7 @@ def document_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
-    home = tmp_path_factory.mktemp("home")
-    weights = always_detecting_yolo(home / "detector.pt", NONVEGETAL.classes)
-    catalog = Catalog.open(url=f"sqlite:///{home / 'catalog.db'}", home=home)
-    catalog.register("nonvegetal-detector", "detect-nonvegetal", weights, promote=True)
-    return catalog
+    return detector_catalog(tmp_path_factory.mktemp("home"))
 
 
 def _predict(catalog: Catalog, document_root: Path, names: list[str]) -> tuple[list[dict[str, Any]], str]:

@@ -22,6 +22,21 @@ TINY_SAM = {
 }
 
 
+def detector_catalog(home: Path) -> Any:
+    """A catalog in ``home`` whose production detect-nonvegetal model is :func:`always_detecting_yolo`."""
+    from catalog.registry import Catalog
+    from herbarium.taxonomy import NONVEGETAL
+
+    catalog = Catalog.open(url=f"sqlite:///{home / 'catalog.db'}", home=home)
+    catalog.register(
+        "nonvegetal-detector",
+        "detect-nonvegetal",
+        always_detecting_yolo(home / "detector.pt", NONVEGETAL.classes),
+        promote=True,
+    )
+    return catalog
+
+
 def tiny_sam(seed: int = 0) -> Any:
     """A random-weight ``segment_anything.Sam`` of the TINY_SAM shape, built directly with segment-anything."""
     import torch

@@ -138,13 +138,7 @@ def test_corrections_retrain_promote_and_serve_version_2(
         ls_client.annotations.create(id=task.id, result=result)
 
     # 3. Label Studio's "Start training" button: LS posts START_TRAINING to the backend's /webhook.
-    response = requests.post(
-        f"{label_studio.url}/api/ml/{connection.backend_id}/train",
-        headers={"Authorization": f"Token {label_studio.token}"},
-        json={},
-        timeout=30,
-    )
-    assert response.status_code < 300, response.text
+    ls_client.ml.train(id=connection.backend_id)  # Label Studio's "Start training"
     deadline = time.monotonic() + 60
     while not _queued_for(home):
         assert time.monotonic() < deadline, f"no job queued; backend log:\n{backend.log_path.read_text()[-3000:]}"
