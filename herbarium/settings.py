@@ -95,8 +95,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PLANTAI_MAX_PREDICT_TASKS", "1000", "Backends: the most tasks one /predict request may send."),
     Setting(
         "PLANTAI_PREDICT_SECONDS",
-        "110",
-        "Backends: seconds one /predict may work before it is answered 408 (below `plantai serve --timeout`).",
+        "600",
+        "Backends: seconds one /predict may work before it is answered 408 (Label Studio sends a whole "
+        "'Retrieve predictions' selection in one request).",
     ),
     Setting(
         "PLANTAI_RETRAIN_EVERY",

@@ -13,6 +13,7 @@ from typing import Any
 from ml_backends.admission import BasicAuth
 
 BACKEND_TITLE = "PlantAI"
+PREDICT_ALL_TIMEOUT_S = 900
 
 
 @dataclass(frozen=True)
@@ -70,5 +71,9 @@ def _authenticate_webhooks(client: Any, project: int, url: str, basic_auth: Basi
 def predict_all_tasks(client: Any, project: int) -> None:
     """Ask Label Studio to fetch predictions for every task of the project (the Data Manager action)."""
     client.actions.create(
-        id="retrieve_tasks_predictions", project=project, selected_items={"all": True, "excluded": []}
+        id="retrieve_tasks_predictions",
+        project=project,
+        selected_items={"all": True, "excluded": []},
+        # Label Studio answers once the backend has predicted every task: minutes on a busy CPU.
+        request_options={"timeout": PREDICT_ALL_TIMEOUT_S},
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from local_services.fiftyone_db import LocalFiftyOneDatabase
 from local_services.labelstudio import LABEL_STUDIO_VERSION, LabelStudioServer, LocalLabelStudio
@@ -30,6 +31,14 @@ LABEL_STUDIO_TEMPLATE = REPO_ROOT / ".cache" / f"label-studio-template-{LABEL_ST
 
 _session_root = Path(tempfile.mkdtemp(prefix="plantai-tests-"))
 _fiftyone_db = LocalFiftyOneDatabase(_session_root / "fiftyone-db", port=free_loopback_port())
+
+# Property tests (hypothesis): a fixed seed, enough examples to matter, no deadline (the machine may be
+# loaded), no example database, and its caches in the session's temporary folder, not in the clone.
+# HYPOTHESIS_PROFILE=explore: random seeds and 10x the examples, to hunt for new failures.
+settings.register_profile("ci", derandomize=True, max_examples=300, deadline=None, database=None, print_blob=True)
+settings.register_profile("explore", settings.get_profile("ci"), derandomize=False, max_examples=3000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(_session_root / "hypothesis"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -13,7 +13,14 @@ from ml_backends.kinds import BACKEND_KINDS
 @click.argument("backend", type=click.Choice(sorted(BACKEND_KINDS)), default="all")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=9090, show_default=True, help="Port to listen on.")
-@click.option("--threads", default=4, show_default=True, help="Request threads (one process: one model cache).")
+@click.option("--threads", default=4, show_default=True, help="Request threads per worker (sharing its model cache).")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes, each with its own model cache (memory grows with each); gunicorn replaces one that dies.",
+)
 @click.option("--timeout", default=120, show_default=True, help="Seconds before a stuck request is abandoned.")
 @click.option(
     "--retrain-triggers/--no-retrain-triggers",
@@ -21,7 +28,7 @@ from ml_backends.kinds import BACKEND_KINDS
     show_default=True,
     help="Queue retraining jobs on Label Studio's Start training and every N validated annotations.",
 )
-def serve(backend: str, host: str, port: int, threads: int, timeout: int, retrain_triggers: bool) -> None:
+def serve(backend: str, host: str, port: int, threads: int, workers: int, timeout: int, retrain_triggers: bool) -> None:
     """Serve the catalog's production models to Label Studio as pre-annotations.
 
     BACKEND picks which models: nonvegetal, organs, segmentation, traits, or all (default).
@@ -57,7 +64,7 @@ def serve(backend: str, host: str, port: int, threads: int, timeout: int, retrai
         def load_config(self) -> None:
             options: dict[str, Any] = {
                 "bind": f"{host}:{port}",
-                "workers": 1,
+                "workers": workers,
                 "threads": threads,
                 "worker_class": "gthread",
                 "timeout": timeout,
