@@ -91,7 +91,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Backends: the HTTP basic auth password (with BASIC_AUTH_USER).",
         secret=True,
     ),
-    Setting("PLANTAI_MAX_REQUEST_BYTES", str(16 * 1024 * 1024), "Backends: the largest request body, in bytes."),
+    Setting(
+        "PLANTAI_MAX_REQUEST_BYTES",
+        str(256 * 1024 * 1024),
+        "Backends: the largest request body, in bytes (Label Studio sends each task with its annotations and "
+        "predictions, masks included).",
+    ),
     Setting("PLANTAI_MAX_PREDICT_TASKS", "1000", "Backends: the most tasks one /predict request may send."),
     Setting(
         "PLANTAI_PREDICT_SECONDS",
