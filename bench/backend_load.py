@@ -26,7 +26,6 @@ answer /health and a good /predict afterwards.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import json
 import os
@@ -47,7 +46,7 @@ import psutil
 import requests
 
 from local_services.backend import LocalBackend
-from local_services.process import LocalProcess, free_loopback_port
+from local_services.process import free_loopback_port, tree_rss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/, for backend_speed
 from backend_speed import _private_environment
@@ -79,17 +78,6 @@ class Outcome:
     status: int | None  # None: no HTTP answer (connection reset or refused, timeout)
     well_formed: bool = True
     after_oversize: bool = False  # sent on the connection whose previous call got 413 for its body's size
-
-
-class Backend(LocalBackend):
-    """``plantai serve`` with ``--workers``."""
-
-    workers = 1
-
-    def launch(self) -> LocalProcess:
-        process = super().launch()
-        process.argv += ["--workers", str(self.workers)]
-        return process
 
 
 def _png_claiming(width: int, height: int) -> bytes:
@@ -176,16 +164,6 @@ def _register_detector(root: Path) -> str:
         return catalog.register("load-nonvegetal", "detect-nonvegetal", weights, promote=True).ref
 
 
-def _rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and its children."""
-    root = psutil.Process(pid)
-    total = 0
-    for process in [root, *root.children(recursive=True)]:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            total += process.memory_info().rss
-    return total
-
-
 def _answers_health(port: int, pid: int) -> bool:
     """Whether worker ``pid`` answers a /health probe on a fresh connection (it holds the probe's socket)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
@@ -219,7 +197,9 @@ def _kill_one_worker(master: int, port: int) -> Kill:
     raise RuntimeError(f"no replacement for worker {victim} answered /health within 180 s")
 
 
-def _load(backend: Backend, sequences: list[list[Call]], kill_after: float) -> tuple[list[Outcome], list[int], Kill]:
+def _load(
+    backend: LocalBackend, sequences: list[list[Call]], kill_after: float
+) -> tuple[list[Outcome], list[int], Kill]:
     """Every client's calls at once, RSS sampled, one worker killed after ``kill_after`` of the calls."""
     total = sum(len(calls) for calls in sequences)
     outcomes: list[Outcome] = []
@@ -241,7 +221,7 @@ def _load(backend: Backend, sequences: list[list[Call]], kill_after: float) -> t
 
     def sampler() -> None:
         while not done.wait(0.2):
-            rss.append(_rss(master))
+            rss.append(tree_rss(master))
 
     def killer() -> None:
         if kill_due.wait() and not done.is_set():
@@ -314,13 +294,19 @@ def main() -> int:
         from connectors.label_config import review_config
 
         label_config = review_config(["detect-nonvegetal"])
-        good, hostile = _write_inputs(root / "files")
+        files = root / "files"
+        good, hostile = _write_inputs(files)
         ref = _register_detector(root)
         nobody = f"http://127.0.0.1:{free_loopback_port()}"  # the Label Studio to download from: nothing listens
-        files = root / "files"
-        backend = Backend(root, kind="nonvegetal", document_root=files, label_studio_url=nobody, basic_auth=AUTH)
-        backend.threads = args.threads
-        backend.workers = args.workers
+        backend = LocalBackend(
+            root,
+            kind="nonvegetal",
+            document_root=files,
+            label_studio_url=nobody,
+            basic_auth=AUTH,
+            threads=args.threads,
+            workers=args.workers,
+        )
         url = backend.start().url
         print(
             f"plantai serve nonvegetal on {url}, basic auth: {args.workers} workers x {args.threads} threads; "
@@ -343,7 +329,7 @@ def main() -> int:
             thread.start()
         for thread in warm:
             thread.join()
-        warm_rss = _rss(backend.pid or 0)
+        warm_rss = tree_rss(backend.pid or 0)
 
         # The foreign host is refused by policy before any connection: the log says so, at once.
         started = time.perf_counter()

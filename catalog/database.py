@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from catalog.errors import CatalogConfigError
-from herbarium.settings import configured
+from herbarium.settings import configured, sqlite_catalog_url
 
 SQLITE_BUSY_TIMEOUT_S = 30
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -21,7 +21,7 @@ ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
 
 def default_catalog_url(home: Path) -> str:
     """``$PLANTAI_CATALOG_URL``, else SQLite at ``<home>/catalog.db``."""
-    return configured("PLANTAI_CATALOG_URL") or f"sqlite:///{home / 'catalog.db'}"
+    return configured("PLANTAI_CATALOG_URL") or sqlite_catalog_url(home)
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -42,8 +42,13 @@ def _default_home() -> str:
     return platformdirs.user_data_dir("plantai")
 
 
+def sqlite_catalog_url(home: Path) -> str:
+    """The catalog PlantAI keeps in ``home`` when PLANTAI_CATALOG_URL names none."""
+    return f"sqlite:///{home / 'catalog.db'}"
+
+
 def _default_catalog_url() -> str:
-    return f"sqlite:///{plantai_home() / 'catalog.db'}"
+    return sqlite_catalog_url(plantai_home())
 
 
 def _default_ultralytics_dir() -> str:
@@ -191,5 +196,6 @@ __all__ = [
     "real_samples_dir",
     "retrain_every",
     "setting",
+    "sqlite_catalog_url",
     "ultralytics_config_dir",
 ]

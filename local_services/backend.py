@@ -10,16 +10,23 @@ import requests
 
 from local_services.process import LocalProcess, LocalService, free_loopback_port
 
-# Settings that decide what a backend serves and to whom: the child gets those it is given, none inherited.
-_BACKEND_SETTINGS = ("PLANTAI_HOME", "PLANTAI_CATALOG_URL", "LOCAL_FILES_DOCUMENT_ROOT", "LABEL_STUDIO_URL")
-_BACKEND_SECRETS = ("LABEL_STUDIO_API_KEY", "BASIC_AUTH_USER", "BASIC_AUTH_PASS")
+# Settings that decide what a backend serves and to whom: the child gets those it is given, never this
+# process's (PLANTAI_HOME aside: without a home given, the child shares this process's).
+_NOT_INHERITED = (
+    "PLANTAI_CATALOG_URL",
+    "LOCAL_FILES_DOCUMENT_ROOT",
+    "LABEL_STUDIO_URL",
+    "LABEL_STUDIO_API_KEY",
+    "BASIC_AUTH_USER",
+    "BASIC_AUTH_PASS",
+)
 
 
 class LocalBackend(LocalService):
     """``plantai serve`` over the catalog in ``home``; ``url`` answers ``/health`` once started.
 
     ``home=None`` keeps this process's ``PLANTAI_HOME``; the other settings above that the caller
-    does not pass are removed from the child's environment, so a test never serves a stray catalog.
+    does not pass are not inherited, so a test never serves a stray catalog.
     """
 
     start_timeout = 120.0
@@ -34,6 +41,7 @@ class LocalBackend(LocalService):
         label_studio_url: str | None = None,
         api_key: str | None = None,
         threads: int | None = None,
+        workers: int | None = None,
         basic_auth: tuple[str, str] | None = None,
         port: int | None = None,
         name: str = "plantai serve",
@@ -44,6 +52,7 @@ class LocalBackend(LocalService):
         self.port = port or free_loopback_port()
         self.name = name
         self.threads = threads
+        self.workers = workers
         given = {
             "PLANTAI_HOME": home,
             "LOCAL_FILES_DOCUMENT_ROOT": document_root,
@@ -53,7 +62,6 @@ class LocalBackend(LocalService):
             "BASIC_AUTH_PASS": basic_auth[1] if basic_auth else None,
         }
         self.given_settings = {key: str(value) for key, value in given.items() if value is not None}
-        self.inherit_home = home is None
 
     @property
     def url(self) -> str:
@@ -64,15 +72,16 @@ class LocalBackend(LocalService):
         return self.workdir / f"backend-{self.port}.log"
 
     def environment(self) -> dict[str, str]:
-        dropped = {*_BACKEND_SETTINGS, *_BACKEND_SECRETS} - ({"PLANTAI_HOME"} if self.inherit_home else set())
-        env = {key: value for key, value in os.environ.items() if key not in dropped}
-        return {**env, **self.given_settings}
+        inherited = {key: value for key, value in os.environ.items() if key not in _NOT_INHERITED}
+        return {**inherited, **self.given_settings}
 
     def launch(self) -> LocalProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "plantai", "serve", self.kind, "--port", str(self.port)]
         if self.threads is not None:
             argv += ["--threads", str(self.threads)]
+        if self.workers is not None:
+            argv += ["--workers", str(self.workers)]
         return LocalProcess(self.name, argv, self.environment(), self.log_path, cwd=self.workdir)
 
     def ready(self) -> bool:

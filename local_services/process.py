@@ -45,6 +45,20 @@ def listening_ports(pid: int) -> set[int]:
     return ports
 
 
+def tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and its children (pages shared after a fork count once per process)."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += process.memory_info().rss
+    return total
+
+
 def log_tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -26,13 +26,17 @@ class BasicAuth:
     password: str
 
     @classmethod
-    def from_settings(cls) -> BasicAuth | None:
-        """Both ``BASIC_AUTH_USER`` and ``BASIC_AUTH_PASS``, or neither (no auth); one alone is an error."""
-        user, password = setting("BASIC_AUTH_USER"), setting("BASIC_AUTH_PASS")
+    def of(cls, user: str | None, password: str | None) -> BasicAuth | None:
+        """Both a user and a password, or neither (no auth); one alone is an error."""
         if bool(user) != bool(password):
             missing = "BASIC_AUTH_PASS" if user else "BASIC_AUTH_USER"
             raise AdmissionConfigError(f"basic auth needs both BASIC_AUTH_USER and BASIC_AUTH_PASS: set {missing}")
         return cls(user, password) if user and password else None
+
+    @classmethod
+    def from_settings(cls) -> BasicAuth | None:
+        """``BASIC_AUTH_USER`` and ``BASIC_AUTH_PASS`` (see :meth:`of`)."""
+        return cls.of(setting("BASIC_AUTH_USER"), setting("BASIC_AUTH_PASS"))
 
     def header(self) -> str:
         """The ``Authorization`` header value a client sends."""

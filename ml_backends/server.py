@@ -29,14 +29,15 @@ def create_app(
     service: PredictionService,
     on_event: WebhookHandler | None = None,
     auth: BasicAuth | None = None,
-    max_body_bytes: int | None = None,
 ) -> Flask:
     """A Flask app for ``service``; ``on_event`` receives webhook events (it must return quickly).
 
-    With ``auth``, every endpoint but ``/health`` answers 401 without the right basic-auth credentials.
+    With ``auth``, every endpoint but ``/health`` answers 401 without the right basic-auth credentials;
+    the service's limits cap the request body too.
     """
     app = Flask("plantai-backend")
     app.config["service"] = service
+    max_body_bytes = service.limits.max_body_bytes if service.limits else None
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
 
     def count(endpoint: str) -> None:
@@ -124,11 +125,4 @@ def service_from_environment(kind: str, catalog: Catalog | None = None) -> Predi
 
 def app_from_environment(kind: str, on_event: WebhookHandler | None = None) -> Flask:
     """The backend ``plantai serve`` runs: auth and limits from the settings."""
-    service = service_from_environment(kind)
-    limits = service.limits
-    return create_app(
-        service,
-        on_event=on_event,
-        auth=BasicAuth.from_settings(),
-        max_body_bytes=limits.max_body_bytes if limits else None,
-    )
+    return create_app(service_from_environment(kind), on_event=on_event, auth=BasicAuth.from_settings())

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import ast
+import functools
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = (
+# The product's packages, each importing only itself and those before it (README, "Architecture").
+LAYERS = (
     "herbarium",
     "catalog",
-    "connectors",
     "ml_backends",
-    "plantai",
-    "fiftyone_plugins",
+    "connectors",
     "training",
     "local_services",
+    "fiftyone_plugins",
+    "plantai",
 )
 # The catalog's transactions are its own: other packages go through public Catalog methods.
 CATALOG_INTERNALS = ("_read", "_write", "_sessions", "_model")
@@ -25,10 +28,11 @@ def _private(name: str) -> bool:
     return name.startswith("_") and not name.startswith("__")
 
 
-def _modules() -> Iterator[tuple[Path, ast.Module]]:
-    for package in PACKAGES:
-        for path in sorted((REPO / package).rglob("*.py")):
-            yield path, ast.parse(path.read_text(encoding="utf-8"), str(path))
+@functools.cache
+def _modules() -> tuple[tuple[Path, ast.Module], ...]:
+    """Every product module, parsed once for all the rules."""
+    paths = [path for package in LAYERS for path in sorted((REPO / package).rglob("*.py"))]
+    return tuple((path, ast.parse(path.read_text(encoding="utf-8"), str(path))) for path in paths)
 
 
 def _violations(path: Path, tree: ast.Module) -> Iterator[str]:
@@ -37,9 +41,9 @@ def _violations(path: Path, tree: ast.Module) -> Iterator[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name.split(".")[0] in PACKAGES:
+                if alias.name.split(".")[0] in LAYERS:
                     module_aliases.add(alias.asname or alias.name.split(".")[0])
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PACKAGES:
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in LAYERS:
             for alias in node.names:
                 if _private(alias.name):
                     yield f"{where}:{node.lineno}: from {node.module} import {alias.name}"
@@ -93,17 +97,11 @@ ONE_HOME = (
 DYNAMIC = "<a name computed at run time>"
 
 
-def _is_environ(node: ast.expr) -> bool:
-    """``os.environ`` (or ``environ`` imported from os)."""
+def _is_os(node: ast.expr, name: str) -> bool:
+    """``os.<name>`` (or ``<name>`` imported from os)."""
     if isinstance(node, ast.Attribute):
-        return node.attr == "environ" and isinstance(node.value, ast.Name) and node.value.id == "os"
-    return isinstance(node, ast.Name) and node.id == "environ"
-
-
-def _is_getenv(node: ast.expr) -> bool:
-    if isinstance(node, ast.Attribute):
-        return node.attr == "getenv" and isinstance(node.value, ast.Name) and node.value.id == "os"
-    return isinstance(node, ast.Name) and node.id == "getenv"
+        return node.attr == name and isinstance(node.value, ast.Name) and node.value.id == "os"
+    return isinstance(node, ast.Name) and node.id == name
 
 
 def _environment_reads(tree: ast.Module) -> Iterator[tuple[int, str]]:
@@ -129,9 +127,9 @@ def _environment_reads(tree: ast.Module) -> Iterator[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             function = node.func
-            reads_one = _is_getenv(function) or (
+            reads_one = _is_os(function, "getenv") or (
                 isinstance(function, ast.Attribute)
-                and _is_environ(function.value)
+                and _is_os(function.value, "environ")
                 and function.attr in {"get", "setdefault", "pop"}
             )
             if reads_one and node.args:
@@ -141,10 +139,10 @@ def _environment_reads(tree: ast.Module) -> Iterator[tuple[int, str]]:
                     values = keyword.value.elts if isinstance(keyword.value, ast.List | ast.Tuple) else [keyword.value]
                     for value in values:
                         yield node.lineno, named(value)
-        elif isinstance(node, ast.Subscript) and _is_environ(node.value) and isinstance(node.ctx, ast.Load):
+        elif isinstance(node, ast.Subscript) and _is_os(node.value, "environ") and isinstance(node.ctx, ast.Load):
             yield node.lineno, named(node.slice)
         elif isinstance(node, ast.Compare) and any(
-            isinstance(op, ast.In | ast.NotIn) and _is_environ(c)
+            isinstance(op, ast.In | ast.NotIn) and _is_os(c, "environ")
             for op, c in zip(node.ops, node.comparators, strict=True)
         ):
             yield node.lineno, named(node.left)  # "X" in os.environ
@@ -167,7 +165,8 @@ def test_settings_are_read_from_the_environment_in_one_module() -> None:
     assert set(ONE_HOME) <= {s.name for s in SETTINGS}
     found = [v for path, tree in _modules() for v in _settings_readers(path, tree)]
     assert found == []
-    settings_reads = list(_environment_reads(ast.parse((REPO / SETTINGS_MODULE).read_text(encoding="utf-8"))))
+    [settings_tree] = [tree for path, tree in _modules() if path == REPO / SETTINGS_MODULE]
+    settings_reads = list(_environment_reads(settings_tree))
     assert settings_reads, "herbarium/settings.py is where settings are read"
 
 
@@ -200,19 +199,6 @@ def test_the_settings_rule_catches_what_it_is_meant_to() -> None:
     assert list(_settings_readers(REPO / SETTINGS_MODULE, ast.parse(source))) == []
 
 
-# Each package imports only itself and the packages before it (README, "Architecture").
-LAYERS = (
-    "herbarium",
-    "catalog",
-    "ml_backends",
-    "connectors",
-    "training",
-    "local_services",
-    "fiftyone_plugins",
-    "plantai",
-)
-
-
 def _imported_packages(tree: ast.Module) -> Iterator[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -230,7 +216,8 @@ def _upward_imports(package: str, where: Path, tree: ast.Module) -> Iterator[str
 
 
 def test_every_package_imports_only_the_layers_below_it() -> None:
-    assert set(LAYERS) == set(PACKAGES)
+    mypy_packages = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]["packages"]
+    assert set(LAYERS) == set(mypy_packages)  # every product package has its layer
     found = [v for path, tree in _modules() for v in _upward_imports(path.relative_to(REPO).parts[0], path, tree)]
     assert found == []
 

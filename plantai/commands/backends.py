@@ -7,8 +7,7 @@ import json
 import click
 
 from connectors.labelstudio_client import label_studio_client
-from plantai.commands.labelstudio_options import label_studio_options
-from plantai.commands.setting_options import setting_option
+from plantai.commands.setting_options import label_studio_options, setting_option
 
 
 @click.group()
@@ -19,7 +18,7 @@ def backends() -> None:
 @backends.command()
 @click.option("--project", type=int, required=True, help="Label Studio project id.")
 @click.option("--url", default="http://127.0.0.1:9090", show_default=True, help="The backend's URL.")
-@label_studio_options
+@label_studio_options()
 @setting_option("BASIC_AUTH_USER", "--basic-auth-user", help="The backend's basic auth user, sent by Label Studio.")
 @setting_option("BASIC_AUTH_PASS", "--basic-auth-pass", help="The backend's basic auth password.")
 @click.option("--tiling", is_flag=True, help="Predict small organs on overlapping tiles (slower, finer).")
@@ -42,12 +41,13 @@ def connect(
     Example:
       plantai backends connect --project 3 --url http://127.0.0.1:9090 --predict-all
     """
-    from ml_backends.admission import BasicAuth
+    from ml_backends.admission import AdmissionConfigError, BasicAuth
     from ml_backends.connect import connect_backend, predict_all_tasks
 
-    if bool(basic_auth_user) != bool(basic_auth_pass):
-        raise click.UsageError("basic auth needs both --basic-auth-user and --basic-auth-pass")
-    auth = BasicAuth(basic_auth_user, basic_auth_pass) if basic_auth_user and basic_auth_pass else None
+    try:
+        auth = BasicAuth.of(basic_auth_user, basic_auth_pass)
+    except AdmissionConfigError as exc:
+        raise click.UsageError(f"{exc} (--basic-auth-user, --basic-auth-pass)") from None
     client = label_studio_client(label_studio_url, api_key)
     try:
         connection = connect_backend(

@@ -12,8 +12,7 @@ from rich.table import Table
 
 from connectors.label_config import REVIEW_TASKS
 from connectors.labelstudio_client import label_studio_client
-from plantai.commands.labelstudio_options import label_studio_options
-from plantai.commands.setting_options import document_root_option
+from plantai.commands.setting_options import document_root_option, label_studio_options
 
 
 @click.group()
@@ -39,7 +38,7 @@ def projects() -> None:
     help="What experts review (repeat; default: everything).",
 )
 @click.option("--backend-url", help="Connect this PlantAI backend (`plantai serve`) right away.")
-@label_studio_options
+@label_studio_options()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def create(
     title: str,
@@ -80,7 +79,7 @@ def create(
 
 
 @projects.command(name="list")
-@label_studio_options
+@label_studio_options()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def list_projects(label_studio_url: str, api_key: str, as_json: bool) -> None:
     """List the projects in Label Studio with their task and annotation counts."""
@@ -108,7 +107,7 @@ def list_projects(label_studio_url: str, api_key: str, as_json: bool) -> None:
 
 @projects.command()
 @click.option("--project", type=int, required=True, help="Label Studio project id.")
-@label_studio_options
+@label_studio_options()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def status(project: int, label_studio_url: str, api_key: str, as_json: bool) -> None:
     """Tasks, how many are predicted and reviewed, and predictions per model version."""
@@ -133,7 +132,7 @@ def status(project: int, label_studio_url: str, api_key: str, as_json: bool) -> 
 
 
 @projects.command()
-@label_studio_options
+@label_studio_options()
 def invite(label_studio_url: str, api_key: str) -> None:
     """Print the organisation's invite link: send it to the botanists who will review."""
     from connectors.projects import invite_link

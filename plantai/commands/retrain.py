@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from plantai.commands.setting_options import document_root_option, setting_option
+from plantai.commands.setting_options import document_root_option, label_studio_options
 
 _DOCUMENT_ROOT = document_root_option(help="task images are read from under it.")
 
@@ -20,11 +20,6 @@ def _client(url: str | None, api_key: str | None) -> Any:
     if not url or not api_key:
         raise click.UsageError("give --label-studio-url and --api-key (or LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY)")
     return label_studio_client(url, api_key)
-
-
-def _ls_options(command: Any) -> Any:
-    command = setting_option("LABEL_STUDIO_API_KEY", "--api-key", help="Label Studio token.")(command)
-    return setting_option("LABEL_STUDIO_URL", "--label-studio-url", help="Label Studio's URL.")(command)
 
 
 def _run_with_progress(function: Any, as_json: bool) -> Any:
@@ -65,7 +60,7 @@ def _report(result: Any, as_json: bool) -> None:
 @click.option("--epochs", type=int, default=None, help="Training epochs [10].")
 @click.option("--imgsz", type=int, default=None, help="Training image size [the production model's].")
 @_DOCUMENT_ROOT
-@_ls_options
+@label_studio_options(required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON for scripts.")
 def retrain(
     model: str | None,
@@ -157,7 +152,7 @@ def retrain(
 @click.option("--name", default=None, help="Catalog model name [<trait>-classifier].")
 @click.option("--epochs", type=int, default=None, help="Training epochs [30].")
 @_DOCUMENT_ROOT
-@_ls_options
+@label_studio_options(required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON for scripts.")
 def train(
     trait: str,

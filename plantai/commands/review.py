@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 
 from connectors.labelstudio_client import label_studio_client
-from plantai.commands.labelstudio_options import label_studio_options
-from plantai.commands.setting_options import document_root_option
+from plantai.commands.setting_options import document_root_option, label_studio_options
 
 
 @click.group()
@@ -29,7 +28,7 @@ def review() -> None:
 )
 @click.option("--project", type=int, required=True, help="The Label Studio review project to add tasks to.")
 @document_root_option(required=True, exists=True)
-@label_studio_options
+@label_studio_options()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def send(
     dataset: str, view_name: str, project: int, document_root: Path, label_studio_url: str, api_key: str, as_json: bool

@@ -46,4 +46,18 @@ def document_root_option(*, required: bool = False, exists: bool = False, help: 
     )
 
 
-__all__ = ["document_root_option", "setting_option"]
+def label_studio_options(*, required: bool = True) -> Callable[[F], F]:
+    """``--label-studio-url`` [LABEL_STUDIO_URL] and ``--api-key`` [LABEL_STUDIO_API_KEY]."""
+
+    def add(command: F) -> F:
+        command = setting_option(
+            "LABEL_STUDIO_API_KEY", "--api-key", required=required, help="Legacy token or personal access token."
+        )(command)
+        return setting_option("LABEL_STUDIO_URL", "--label-studio-url", required=required, help="Label Studio's URL.")(
+            command
+        )
+
+    return add
+
+
+__all__ = ["document_root_option", "label_studio_options", "setting_option"]

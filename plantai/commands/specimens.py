@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from plantai.commands.setting_options import document_root_option, setting_option
+from plantai.commands.setting_options import document_root_option, label_studio_options
 
 if TYPE_CHECKING:
     from connectors.projects import SpecimenTask
@@ -38,8 +38,7 @@ def specimens() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where an archive is extracted [default: DOCUMENT_ROOT/<archive name>].",
 )
-@setting_option("LABEL_STUDIO_URL", "--label-studio-url", help="Label Studio.")
-@setting_option("LABEL_STUDIO_API_KEY", "--api-key", help="Token.")
+@label_studio_options(required=False)
 @click.option("--dry-run", is_flag=True, help="Join and report only: import nothing, extract to a temporary folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report for scripts.")
 def import_(

@@ -12,15 +12,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from connectors.labelstudio_client import label_studio_client
-from plantai.commands.labelstudio_options import label_studio_options
-from plantai.commands.setting_options import document_root_option
+from plantai.commands.setting_options import document_root_option, label_studio_options
 
 
 @click.command()
 @click.option("--project", type=int, required=True, help="Label Studio project id.")
 @click.option("--dataset", default=None, help="FiftyOne dataset name  [default: plantai-ls-<project>].")
 @document_root_option(help="image URLs resolve to files under it.")
-@label_studio_options
+@label_studio_options()
 @click.option("--batch-size", default=250, show_default=True, help="Tasks fetched and written per batch.")
 @click.option(
     "--full", is_flag=True, help="Read and rewrite every task, ignoring the cursor (after a taxonomy change)."

@@ -62,20 +62,7 @@ def start_recorder() -> Iterator[Callable[[], Recorder]]:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:
-                self._answer()
-
-            def do_POST(self) -> None:
-                self._answer()
-
-            def do_PUT(self) -> None:
-                self._answer()
-
-            def do_PATCH(self) -> None:
-                self._answer()
-
-            def do_DELETE(self) -> None:
-                self._answer()
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer  # noqa: N815 (http.server names them)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return

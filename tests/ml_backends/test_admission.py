@@ -86,7 +86,7 @@ def test_auth_needs_both_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_body_over_the_limit_is_refused_with_the_reason(catalog: Catalog, document_root: Path) -> None:
-    client = _client(catalog, document_root, max_body_bytes=1000)
+    client = _client(catalog, document_root, RequestLimits(max_body_bytes=1000, max_tasks=1000, max_seconds=60))
     answer = client.post("/predict", json={"tasks": _tasks(50), "label_config": CONFIG})
     assert answer.status_code == 413
     assert "over 1000 bytes (PLANTAI_MAX_REQUEST_BYTES)" in answer.get_json()["error"]

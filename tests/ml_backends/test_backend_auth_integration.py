@@ -41,7 +41,10 @@ def test_label_studio_with_the_credentials_connects_predicts_and_sends_webhooks(
         api_key=label_studio.token,
         basic_auth=(AUTH.user, AUTH.password),
     )
-    credentials = (AUTH.user, AUTH.password)
+
+    def start_trainings() -> float:
+        text = requests.get(f"{backend.url}/metrics", auth=(AUTH.user, AUTH.password), timeout=10).text
+        return _metric(text, "plantai_backend_webhook_start_training_total")
 
     # Without the credentials every door but /health is shut.
     assert requests.get(f"{backend.url}/health", timeout=10).status_code == 200
@@ -70,14 +73,11 @@ def test_label_studio_with_the_credentials_connects_predicts_and_sends_webhooks(
         time.sleep(1)
 
     # ... and its "Start training" reaches /webhook through the same door.
-    webhooks_before = _metric(requests.get(f"{backend.url}/metrics", auth=credentials, timeout=10).text,
-                              "plantai_backend_webhook_start_training_total")  # fmt: skip
+    before = start_trainings()
     ls_client.ml.train(id=connection.backend_id)  # Label Studio's "Start training"
     deadline = time.monotonic() + 60
-    metrics = requests.get(f"{backend.url}/metrics", auth=credentials, timeout=10).text
-    while _metric(metrics, "plantai_backend_webhook_start_training_total") <= webhooks_before:
-        assert time.monotonic() < deadline, metrics
+    while start_trainings() <= before:
+        assert time.monotonic() < deadline, "Label Studio's Start training never reached /webhook"
         time.sleep(0.5)
-        metrics = requests.get(f"{backend.url}/metrics", auth=credentials, timeout=10).text
     refused = [line for line in backend.log_path.read_text().splitlines() if '" 401 ' in line]
     assert len(refused) == 3, "\n".join(refused)  # ours above; none of Label Studio's

@@ -33,6 +33,7 @@ from catalog.registry import Catalog
 from connectors.label_config import review_config
 from herbarium.synth import generate_sheet
 from herbarium.taxonomy import NONVEGETAL
+from local_services.process import tree_rss
 
 pytestmark = pytest.mark.integration
 
@@ -211,17 +212,6 @@ def _metrics(url: str) -> dict[str, float]:
     return {name: float(value) for name, value in (line.split() for line in text.splitlines() if line)}
 
 
-def _rss(pid: int) -> int:
-    root = psutil.Process(pid)
-    total = 0
-    for process in [root, *root.children(recursive=True)]:
-        try:
-            total += process.memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return total
-
-
 Boxes = list[tuple[str, float, float, float, float]]
 
 
@@ -331,7 +321,7 @@ def test_backend_under_load_answers_every_task_and_stays_bounded(
         while not finished.is_set():
             with done_lock:
                 completed = done[0]
-            samples.append((completed, _rss(backend.pid)))
+            samples.append((completed, tree_rss(backend.pid)))
             finished.wait(0.2)
 
     watcher = threading.Thread(target=monitor, daemon=True)

@@ -9,16 +9,34 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from hypothesis import settings
+from hypothesis import event, settings
 from hypothesis import strategies as st
 
-from herbarium.labels import BoxLabel, Label, MaskLabel, PolygonLabel, SpecimenLabels
-from herbarium.taxonomy import NONVEGETAL, ORGANS, PLANT, LabelSet
+from herbarium.labels import BoxLabel, ClassificationLabel, Label, LabelError, MaskLabel, PolygonLabel, SpecimenLabels
+from herbarium.taxonomy import NONVEGETAL, ORGANS, PLANT, LabelSet, UnknownLabelError
 
 LABEL_SETS: tuple[LabelSet, ...] = (ORGANS, NONVEGETAL, PLANT)
+# The errors a converter raises for input it cannot read: anything else is a crash.
+CLEAR_ERRORS: tuple[type[Exception], ...] = (LabelError, UnknownLabelError)
+
+
+def read_or_clear_error(
+    read: Callable[[], SpecimenLabels], errors: tuple[type[Exception], ...] = CLEAR_ERRORS
+) -> SpecimenLabels | None:
+    """What ``read`` gives, or None when it raised one of ``errors``; hypothesis counts which, as events."""
+    try:
+        back = read()
+    except errors as error:
+        event(f"rejected: {type(error).__name__}")
+        return None
+    event("read")
+    return back
+
+
 # Integers a JSON parser returns as int but that still fit a float. Larger ones raise OverflowError
 # (a known bug: test_converter_known_bugs.py).
 FLOAT_SIZED_INTS = st.integers(-(2**64), 2**64)
@@ -150,3 +168,19 @@ def same_geometry(got: Label, want: Label) -> bool:
     if isinstance(want, MaskLabel) and isinstance(got, MaskLabel):
         return got.mask.shape == want.mask.shape and bool(np.array_equal(got.mask, want.mask))
     return type(got) is type(want)
+
+
+def what_coco_keeps(specimen: SpecimenLabels, label_set: LabelSet, file_name: str) -> SpecimenLabels:
+    """Region labels with their canonical class, geometry and score; the image's file name."""
+    kept: list[Any] = []
+    for label in specimen.labels:
+        if isinstance(label, ClassificationLabel):
+            continue
+        common: dict[str, Any] = {"label": label_set.resolve(label.label), "score": label.score}
+        if isinstance(label, BoxLabel):
+            kept.append(BoxLabel(x=label.x, y=label.y, width=label.width, height=label.height, **common))
+        elif isinstance(label, PolygonLabel):
+            kept.append(PolygonLabel(points=label.points, **common))
+        elif isinstance(label, MaskLabel):
+            kept.append(MaskLabel(mask=label.mask, **common))
+    return SpecimenLabels(width=specimen.width, height=specimen.height, labels=kept, image=file_name)

@@ -11,22 +11,9 @@ import pytest
 from herbarium.labels import BoxLabel, ClassificationLabel, LabelError, MaskLabel, PolygonLabel, SpecimenLabels
 from herbarium.labels.coco import as_coco, from_coco
 from herbarium.taxonomy import ORGANS, PLANT, UnknownLabelError
+from tests.herbarium.labels.label_strategies import what_coco_keeps
 
 HAS_PYCOCOTOOLS = importlib.util.find_spec("pycocotools") is not None
-
-
-def _coco_kept(specimen: SpecimenLabels, file_name: str) -> SpecimenLabels:
-    """What COCO keeps: canonical class, geometry, score; no specimen-level classifications."""
-    kept = []
-    for label in specimen.labels:
-        common = {"label": label.label, "score": label.score}
-        if isinstance(label, BoxLabel):
-            kept.append(BoxLabel(x=label.x, y=label.y, width=label.width, height=label.height, **common))
-        elif isinstance(label, PolygonLabel):
-            kept.append(PolygonLabel(points=label.points, **common))
-        elif isinstance(label, MaskLabel):
-            kept.append(MaskLabel(mask=label.mask, **common))
-    return SpecimenLabels(width=specimen.width, height=specimen.height, labels=kept, image=file_name)
 
 
 ORGANS_AND_PLANT = type(ORGANS)(name="organs+plant", description="test", classes=(*ORGANS.classes, "plant"))
@@ -42,7 +29,7 @@ def test_random_specimens_round_trip(seed: int, make_specimen: Any, labels_match
     back = from_coco(coco, ORGANS_AND_PLANT)
     assert sorted(back) == [10, 11, 12]
     for image_id, file_name, specimen in images:
-        labels_match(back[image_id], _coco_kept(specimen, file_name))
+        labels_match(back[image_id], what_coco_keeps(specimen, ORGANS_AND_PLANT, file_name))
 
 
 def test_annotation_fields() -> None:
