@@ -186,7 +186,7 @@ def _fast_read(
     # 1. The checks of from_labelstudio's _check_item and image size (the size must be the task's), and
     # the regions by id.
     to_name = None
-    regions: dict[str, list[Any]] = {}  # region key -> [attributes from per-region results, comment]
+    regions: dict[str | int, list[Any]] = {}  # region key -> [attributes from per-region results, comment]
     for i, item in enumerate(results):
         if type(item) is not dict:
             raise _FallbackError
@@ -220,10 +220,8 @@ def _fast_read(
         elif is_region:
             raise _FallbackError
         if is_region:
-            region_key = item.get("id")
-            if region_key is None:
-                region_key = f"\0{i}"
-            elif region_key in regions:
+            region_key = item.get("id", i)  # an id-less region by its index: an int, never equal to a str id
+            if region_key in regions:
                 raise _FallbackError
             regions[region_key] = [{}, None]
 
@@ -273,7 +271,7 @@ def _fast_read(
         control = item["from_name"]
         if kind in _FAST_REGIONS:
             key = item.get("id")
-            attributes, region_comment = regions[f"\0{i}" if key is None else key]
+            attributes, region_comment = regions[i if key is None else key]
             value = item["value"]
             names = value.get(kind)
             if type(names) is not list or len(names) != 1 or type(names[0]) is not str or not names[0]:

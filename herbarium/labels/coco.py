@@ -5,14 +5,14 @@ Boxes become ``bbox`` annotations without ``segmentation``; polygons a one-part 
 column-major order, with ``iscrowd`` 0 (they are instances, not crowd regions). ``bbox`` is
 ``[x, y, width, height]`` in pixels, ``score`` is written when set, and category ids are the
 label set's class index + 1. Specimen-level classifications have no COCO form and are left out;
-rotated boxes are an error. Reading accepts polygon and uncompressed RLE segmentations, and
-compressed (string) RLE when ``pycocotools`` is installed; a polygon of several parts becomes
-several ``PolygonLabel``. Category names go through the label set, so aliases are accepted.
+rotated boxes are an error. Reading accepts polygon segmentations, and uncompressed and
+compressed (string, as ``pycocotools`` writes it) RLE whose runs cover the image exactly; a
+polygon of several parts becomes several ``PolygonLabel``. Category names go through the label
+set, so aliases are accepted. Image and category ids must be unique, as :func:`as_coco` writes them.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,6 +27,8 @@ from herbarium.labels.model import (
     MaskLabel,
     PolygonLabel,
     SpecimenLabels,
+    check_mask_size,
+    finite_number,
 )
 from herbarium.taxonomy import LabelSet
 
@@ -68,17 +70,21 @@ def from_coco(
     state: LabelState = LabelState.PREDICTED,
 ) -> dict[int, SpecimenLabels]:
     """Labels of every image in a COCO dict, by image id (images without annotations included)."""
+    if not isinstance(coco, Mapping):
+        raise LabelError(
+            f"COCO file: expected an object of images, annotations and categories, got {type(coco).__name__}"
+        )
     categories: dict[int, str] = {}
     for i, category in enumerate(_list(coco, "categories")):
-        categories[_field(category, "id", int, f"categories[{i}]")] = label_set.resolve(
-            _field(category, "name", str, f"categories[{i}]")
-        )
+        category_id = _unique_id(category, categories, f"categories[{i}]")
+        categories[category_id] = label_set.resolve(_field(category, "name", str, f"categories[{i}]"))
     sizes: dict[int, tuple[int, int, str | None]] = {}
     for i, image in enumerate(_list(coco, "images")):
         where = f"images[{i}]"
-        width, height = _field(image, "width", int, where), _field(image, "height", int, where)
+        image_id = _unique_id(image, sizes, where)
+        width, height = _side(image, "width", where), _side(image, "height", where)
         file_name = image.get("file_name")
-        sizes[_field(image, "id", int, where)] = (width, height, file_name if isinstance(file_name, str) else None)
+        sizes[image_id] = (width, height, file_name if isinstance(file_name, str) else None)
     labels: dict[int, list[Label]] = {image_id: [] for image_id in sizes}
     for i, annotation in enumerate(_list(coco, "annotations")):
         where = f"annotations[{i}]"
@@ -89,6 +95,8 @@ def from_coco(
         if category_id not in categories:
             raise LabelError(f"{where}.category_id: {category_id} is not in categories")
         score = annotation.get("score")
+        if score is not None:
+            score = finite_number(score, f"{where}.score")
         common: dict[str, Any] = {"label": categories[category_id], "score": score, "source": source, "state": state}
         width, height, _ = sizes[image_id]
         labels[image_id].extend(_read_annotation(annotation, width, height, common, where))
@@ -135,17 +143,10 @@ def _decode_rle(segmentation: Mapping[str, Any], width: int, height: int, where:
     size = segmentation.get("size")
     if not isinstance(size, list) or size != [height, width]:
         raise LabelError(f"{where}.segmentation.size: expected [height, width] = {[height, width]}, got {size!r}")
+    check_mask_size(width, height, f"{where}.segmentation.size")
     counts = segmentation.get("counts")
     if isinstance(counts, (str, bytes)):
-        try:
-            from pycocotools import mask as coco_mask
-        except ImportError:
-            raise LabelError(
-                f"{where}.segmentation.counts: compressed RLE needs pycocotools, which is not installed"
-            ) from None
-        raw = counts.encode() if isinstance(counts, str) else counts
-        decoded: npt.NDArray[np.bool_] = coco_mask.decode({"counts": raw, "size": [height, width]}).astype(bool)
-        return decoded
+        counts = _compressed_counts(counts, f"{where}.segmentation.counts")
     if (
         not isinstance(counts, list)
         or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
@@ -160,6 +161,34 @@ def _decode_rle(segmentation: Mapping[str, Any], width: int, height: int, where:
     return mask
 
 
+def _compressed_counts(text: str | bytes, field: str) -> list[int]:
+    """The run lengths of compressed COCO RLE (``pycocotools``' ``rleFrString``): each run, less the one two
+    before it from the fourth on, in 5-bit groups least significant first, ``0x20`` = more, ``0x10`` = the
+    sign of the last group, each group + 48 as one character. A character out of range, a run cut off by
+    the end or one over 64 bits is an error (the caller checks the runs' total, so that the mask it builds
+    covers the image exactly)."""
+    data = text.encode() if isinstance(text, str) else text
+    counts: list[int] = []
+    run = bits = 0
+    for byte in data:
+        group = byte - 48
+        if not 0 <= group < 64:
+            raise LabelError(f"{field}: {chr(byte)!r} is not a compressed RLE character")
+        if bits >= 64:
+            raise LabelError(f"{field}: a run length of over 64 bits")
+        run |= (group & 0x1F) << bits
+        bits += 5
+        if group & 0x20:
+            continue
+        if group & 0x10:
+            run -= 1 << bits  # negative
+        counts.append(run + counts[-2] if len(counts) > 2 else run)
+        run = bits = 0
+    if bits:
+        raise LabelError(f"{field}: the compressed RLE ends inside a run length")
+    return counts
+
+
 def _read_annotation(
     annotation: Mapping[str, Any], width: int, height: int, common: dict[str, Any], where: str
 ) -> list[Label]:
@@ -168,22 +197,18 @@ def _read_annotation(
         return [MaskLabel(mask=_decode_rle(segmentation, width, height, where), **common)]
     if isinstance(segmentation, list) and segmentation:
         polygons: list[Label] = []
-        for part in segmentation:
-            if (
-                not isinstance(part, list)
-                or len(part) < 6
-                or len(part) % 2
-                or not all(_is_finite_number(c) for c in part)
-            ):
+        for j, part in enumerate(segmentation):
+            if not isinstance(part, list) or len(part) < 6 or len(part) % 2:
                 raise LabelError(f"{where}.segmentation: expected polygons [x1, y1, x2, y2, ...] of 3+ points")
-            polygons.append(PolygonLabel(points=tuple(zip(part[::2], part[1::2], strict=True)), **common))
+            xy = [finite_number(c, f"{where}.segmentation[{j}][{k}]") for k, c in enumerate(part)]
+            polygons.append(PolygonLabel(points=tuple(zip(xy[::2], xy[1::2], strict=True)), **common))
         return polygons
     if segmentation not in (None, []):
         raise LabelError(f"{where}.segmentation: expected a polygon list or an RLE object, got {segmentation!r}")
     bbox = annotation.get("bbox")
-    if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_finite_number(v) for v in bbox):
+    if not isinstance(bbox, list) or len(bbox) != 4:
         raise LabelError(f"{where}.bbox: expected [x, y, width, height], got {bbox!r}")
-    x, y, w, h = bbox
+    x, y, w, h = (finite_number(v, f"{where}.bbox[{k}]") for k, v in enumerate(bbox))
     return [BoxLabel(x=x, y=y, width=w, height=h, **common)]
 
 
@@ -201,5 +226,15 @@ def _field(obj: Mapping[str, Any], key: str, kind: type[Any], where: str) -> Any
     return value
 
 
-def _is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _unique_id(obj: Mapping[str, Any], seen: Mapping[int, Any], where: str) -> int:
+    object_id: int = _field(obj, "id", int, where)
+    if object_id in seen:
+        raise LabelError(f"{where}.id: {object_id} appears twice")
+    return object_id
+
+
+def _side(image: Mapping[str, Any], key: str, where: str) -> int:
+    side: int = _field(image, key, int, where)
+    if side <= 0:
+        raise LabelError(f"{where}.{key}: expected a positive number of pixels, got {side}")
+    return side

@@ -14,13 +14,18 @@ last), with these documented exceptions:
 * coordinates are floats converted percent -> pixels -> percent, so they may differ in the last
   bit (no float pixel value maps back onto every float percentage: exactness is impossible);
 * the task-level TextArea has no label to keep its ``id`` and ``origin`` on (``SpecimenLabels``
-  only has ``comment``): it is written with ``id = from_name`` and no ``origin``;
+  only has ``comment``): it is written without either (Label Studio gives an id-less result one
+  when it loads it). No id means no region's id can claim it: on reading, a result is per-region
+  only when its id is a region's;
 * brush RLE that the editor produced after an expert painted is decoded to the same mask, but is
   re-encoded by the SDK encoder, so its bytes may differ (untouched RLE comes back identical);
 * several texts in one TextArea result are joined with newlines into one text;
 * polygons are always written with ``"closed": true`` (an open one is an error on reading);
 * ``meta``, ``readonly``, ``hidden``, ``parentID``, ``item_index`` (0 or absent; multi-image
   tasks are an error) and the ``score`` of per-region Choices/TextArea results are not kept.
+
+Classifications that share a control (and region id) are written as one Choices result, which has
+one ``score`` and one ``origin``: when theirs differ, writing them is an error rather than a loss.
 
 Label Studio bookkeeping the model has no field for is kept in ``attributes`` under reserved
 ``labelstudio:`` keys, so that it survives other round trips (e.g. through FiftyOne):
@@ -34,7 +39,6 @@ coordinates are not in the oriented image frame the model uses, so anything else
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +55,8 @@ from herbarium.labels.model import (
     MaskLabel,
     PolygonLabel,
     SpecimenLabels,
+    check_mask_size,
+    finite_number,
 )
 
 ORIGIN_ATTRIBUTE = "labelstudio:origin"
@@ -104,19 +110,20 @@ def from_labelstudio(
         raise LabelError(f"to_name: results refer to several object tags ({', '.join(to_names)}); one image per task")
     image_width, image_height = _image_size(items, width, height)
 
+    # Regions by id, for the per-region results that refer to them (one without an id has no entry:
+    # nothing can refer to it), and the areas in order: regions, and task-level Choices by index.
     regions: dict[str, _Region] = {}
-    # Areas in order: a region key, or the index of a task-level Choices result.
-    order: list[str | int] = []
+    order: list[_Region | int] = []
     for i, item in enumerate(items):
         if item["type"] not in _REGION_TYPES:
             continue
-        key = item.get("id")
-        if key is None:
-            key = f"\0{i}"  # no id: nothing can refer to it, but it still needs a slot
-        elif key in regions:
-            raise LabelError(f"results[{i}].id: region id {key!r} is used by two region results")
-        regions[key] = _Region(item=item, index=i)
-        order.append(key)
+        area = _Region(item=item, index=i)
+        region_id = item.get("id")
+        if region_id is not None:
+            if region_id in regions:
+                raise LabelError(f"results[{i}].id: region id {region_id!r} is used by two region results")
+            regions[region_id] = area
+        order.append(area)
 
     comment: str | None = None
     comment_from: str | None = None
@@ -132,7 +139,7 @@ def from_labelstudio(
         if kind == "choices":
             choices = _strings(item["value"], "choices", i)
             if region is None:
-                order.insert(_task_position(order, i, regions), i)
+                order.insert(_task_position(order, i), i)
             elif from_name in region.attributes or from_name in RESERVED_ATTRIBUTES:
                 raise LabelError(f"results[{i}].from_name: region {item['id']!r} has two {from_name!r} results")
             else:
@@ -155,8 +162,8 @@ def from_labelstudio(
     common: dict[str, Any] = {"source": source, "state": state}
     labels: list[Label] = []
     for entry in order:
-        if isinstance(entry, str):
-            labels.append(_region_label(regions[entry], image_width, image_height, common, score))
+        if isinstance(entry, _Region):
+            labels.append(_region_label(entry, image_width, image_height, common, score))
         else:
             item = items[entry]
             for choice in _strings(item["value"], "choices", entry):
@@ -216,7 +223,8 @@ def as_labelstudio(
         return next(candidate for candidate in fresh_ids if candidate not in used_ids)
 
     out: list[dict[str, Any]] = []
-    groups: dict[tuple[str | None, str], dict[str, Any]] = {}
+    # One Choices result per (region id, control): the result and the label that opened it.
+    groups: dict[tuple[str | None, str], tuple[dict[str, Any], ClassificationLabel]] = {}
     for label in specimen.labels:
         if isinstance(label, ClassificationLabel):
             control = label.control or controls.get("classification")
@@ -233,7 +241,16 @@ def as_labelstudio(
                 )
             key = (label.region_id, control)
             if key in groups:
-                groups[key]["value"]["choices"].append(label.label)
+                item, first = groups[key]
+                ours, theirs = _common(label), _common(first)
+                differ = [name for name in ("score", "origin") if ours.get(name) != theirs.get(name)]
+                if differ:
+                    raise LabelError(
+                        f"{'/'.join(differ)}: classifications {first.label!r} and {label.label!r} of control "
+                        f"{control!r} differ ({theirs} and {ours}); their one Choices result has one score and "
+                        "one origin"
+                    )
+                item["value"]["choices"].append(label.label)
                 continue
             item = {
                 "id": label.region_id if label.region_id is not None else new_id(),
@@ -241,9 +258,9 @@ def as_labelstudio(
                 "from_name": control,
                 "to_name": to_name,
                 "value": {"choices": [label.label]},
+                **_common(label),
             }
-            _write_common(item, label)
-            groups[key] = item
+            groups[key] = (item, label)
             out.append(item)
             continue
 
@@ -257,8 +274,8 @@ def as_labelstudio(
             "to_name": to_name,
             **dimensions,
             "value": {**value, f"{kind}labels": [label.label]},
+            **_common(label),
         }
-        _write_common(region_item, label)
         out.append(region_item)
         origin = {"origin": label.attributes[ORIGIN_ATTRIBUTE][0]} if ORIGIN_ATTRIBUTE in label.attributes else {}
         for control, choices in label.attributes.items():
@@ -292,7 +309,6 @@ def as_labelstudio(
     if specimen.comment is not None:
         out.append(
             {
-                "id": controls["comment"],
                 "type": "textarea",
                 "from_name": controls["comment"],
                 "to_name": to_name,
@@ -305,11 +321,14 @@ def as_labelstudio(
 _KIND_NAMES = {"rectangle": "box", "polygon": "polygon", "brush": "mask"}
 
 
-def _write_common(item: dict[str, Any], label: Label) -> None:
+def _common(label: Label) -> dict[str, Any]:
+    """The ``origin`` and ``score`` of a label's result, where it has them."""
+    common: dict[str, Any] = {}
     if ORIGIN_ATTRIBUTE in label.attributes:
-        item["origin"] = label.attributes[ORIGIN_ATTRIBUTE][0]
+        common["origin"] = label.attributes[ORIGIN_ATTRIBUTE][0]
     if label.score is not None:
-        item["score"] = label.score
+        common["score"] = label.score
+    return common
 
 
 def _region_value(label: Label, width: int, height: int) -> tuple[str, dict[str, Any]]:
@@ -358,7 +377,7 @@ def _check_item(item: Any, i: int) -> Mapping[str, Any]:
     if not isinstance(item["value"], Mapping):
         raise LabelError(f"results[{i}].value: expected an object, got {type(item['value']).__name__}")
     rotation = item.get("image_rotation", 0)
-    if not _is_number(rotation) or rotation % 360 != 0:
+    if finite_number(rotation, f"results[{i}].image_rotation") % 360 != 0:
         raise LabelError(
             f"results[{i}].image_rotation: {rotation!r} is not supported; coordinates of a rotated view are "
             "not in the oriented image frame (rotate the image itself, then annotate)"
@@ -380,6 +399,7 @@ def _image_size(items: Sequence[Mapping[str, Any]], width: int | None, height: i
             value = item[key]
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise LabelError(f"results[{i}].{key}: expected a positive integer, got {value!r}")
+            finite_number(value, f"results[{i}].{key}")  # percentages of it are computed in floats
             if sizes[key] is not None and sizes[key] != value:
                 raise LabelError(f"results[{i}].{key}: {value} differs from {sizes[key]} (one image per task)")
             sizes[key] = value
@@ -423,11 +443,10 @@ def _region_label(
         if value.get("closed", True) is not True:
             raise LabelError(f"results[{i}].value.closed: an open polyline is not a polygon")
         points = value.get("points")
-        if not isinstance(points, list) or not all(
-            isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_number(c) for c in p) for p in points
-        ):
+        if not isinstance(points, list) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in points):
             raise LabelError(f"results[{i}].value.points: expected a list of [x, y] percentages")
-        return PolygonLabel(points=tuple((_pixels(px, width), _pixels(py, height)) for px, py in points), **extra)
+        percentages = [[finite_number(c, f"results[{i}].value.points[{j}]") for c in p] for j, p in enumerate(points)]
+        return PolygonLabel(points=tuple((_pixels(px, width), _pixels(py, height)) for px, py in percentages), **extra)
     return MaskLabel(mask=_decode_brush(value, width, height, i), **extra)
 
 
@@ -437,6 +456,7 @@ def _decode_brush(value: Mapping[str, Any], width: int, height: int, i: int) -> 
     rle = value.get("rle")
     if not isinstance(rle, list) or not all(isinstance(b, int) and 0 <= b <= 255 for b in rle) or len(rle) < 4:
         raise LabelError(f"results[{i}].value.rle: expected a list of bytes (0-255)")
+    check_mask_size(width, height, f"results[{i}].value.rle")
     expected = width * height * 4
     # The first 32 bits give the decoded length; checking it first avoids allocating a bogus size.
     declared = int.from_bytes(bytes(rle[:4]), "big")
@@ -457,10 +477,10 @@ def _decode_brush(value: Mapping[str, Any], width: int, height: int, i: int) -> 
     return mask
 
 
-def _task_position(order: list[str | int], i: int, regions: Mapping[str, _Region]) -> int:
+def _task_position(order: list[_Region | int], i: int) -> int:
     """Where task-level result ``i`` goes among the areas: before the first region listed after it."""
     for position, entry in enumerate(order):
-        index = regions[entry].index if isinstance(entry, str) else entry
+        index = entry.index if isinstance(entry, _Region) else entry
         if index > i:
             return position
     return len(order)
@@ -479,9 +499,7 @@ def _score(item: Mapping[str, Any], i: int, default: float | None) -> float | No
     score = item.get("score")
     if score is None:
         return default
-    if not _is_number(score):
-        raise LabelError(f"results[{i}].score: expected a number, got {score!r}")
-    return float(score)
+    return finite_number(score, f"results[{i}].score")
 
 
 def _strings(value: Mapping[str, Any], key: str, i: int) -> tuple[str, ...]:
@@ -507,11 +525,4 @@ def _texts(value: Mapping[str, Any], i: int) -> list[str]:
 def _number(value: Mapping[str, Any], key: str, i: int) -> float:
     if key not in value:
         raise LabelError(f"results[{i}].value.{key}: missing")
-    number = value[key]
-    if not _is_number(number) or not math.isfinite(number):
-        raise LabelError(f"results[{i}].value.{key}: expected a finite number, got {number!r}")
-    return float(number)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return finite_number(value[key], f"results[{i}].value.{key}")

@@ -16,9 +16,35 @@ from typing import Any, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from herbarium.imaging import MAX_PIXELS
+
 
 class LabelError(ValueError):
     """A label that breaks the model's rules; the message names the field."""
+
+
+def finite_number(value: object, field: str) -> float:
+    """``value`` as a float when it is a finite JSON number (an int or a float, not a bool); else a
+    :class:`LabelError` naming ``field``. JSON integers have no size limit: one beyond float range is
+    refused here rather than raising ``OverflowError`` wherever it is first used as a float."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if math.isfinite(number):
+            return number
+    shown = repr(value)
+    if len(shown) > 40:
+        shown = f"{shown[:30]}... ({len(shown)} characters)"
+    raise LabelError(f"{field}: expected a finite number, got {shown}")
+
+
+def check_mask_size(width: int, height: int, field: str) -> None:
+    """A mask of ``width`` x ``height`` is no bigger than a scan may be (:data:`herbarium.imaging.MAX_PIXELS`);
+    else a :class:`LabelError` naming ``field``, before anything of that size is allocated."""
+    if width * height > MAX_PIXELS:
+        raise LabelError(f"{field}: a {width} x {height} mask is over the {MAX_PIXELS} pixels a scan may have")
 
 
 class LabelState(StrEnum):

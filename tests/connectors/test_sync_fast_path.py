@@ -240,6 +240,17 @@ def test_the_fast_path_writes_what_the_general_path_writes() -> None:
     assert taken >= 300  # the plain tasks all go the fast way (brush masks aside)
 
 
+def test_an_id_less_region_and_a_region_whose_id_looks_like_its_key_stay_apart() -> None:
+    rng = random.Random(3)
+    first = _box(rng, "\x001", "organs", ORGANS)  # the key id-less regions once had
+    second = _box(rng, None, "organs", ORGANS)
+    verdict = _per_region(first, "choices", "verdict", {"choices": ["correct"]})
+    task = _task(rng, 1)
+    task["annotations"] = [{"id": 100, "completed_by": 3, "updated_at": "2026-01-02T00:00:00Z",
+                            "result": [first, second, verdict]}]  # fmt: skip
+    assert _compare(task)  # the fast path takes it and writes what the general path writes
+
+
 def test_broken_tasks_go_to_the_general_path_which_reports_them() -> None:
     rng = random.Random(7)
     left = set()

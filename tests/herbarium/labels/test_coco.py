@@ -105,14 +105,6 @@ def test_pycocotools_reads_our_rle_and_we_read_its_compressed_rle(seed: int, mak
     assert np.array_equal(from_coco(coco, PLANT)[1].masks[0].mask, mask)
 
 
-@pytest.mark.skipif(HAS_PYCOCOTOOLS, reason="pycocotools is installed: compressed RLE is read")
-def test_compressed_rle_without_pycocotools_is_an_error() -> None:
-    coco = _valid_coco()
-    coco["annotations"][0]["segmentation"] = {"counts": "0X1", "size": [4, 6]}
-    with pytest.raises(LabelError, match=r"segmentation\.counts"):
-        from_coco(coco, ORGANS)
-
-
 def test_foreign_category_ids_and_aliases_resolve() -> None:
     coco = {
         "images": [{"id": 3, "file_name": "b.jpg", "width": 10, "height": 10}],

@@ -1,13 +1,13 @@
 """Property tests of the COCO converter: valid images round trip exactly through a COCO file; malformed
 COCO gives labels or a clear error (:class:`LabelError`, :class:`UnknownLabelError`), and no image or
-annotation is dropped silently. Known bugs are strict xfail examples in test_converter_known_bugs.py."""
+annotation is dropped silently. The bugs these found are regression tests in test_converter_regressions.py."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from herbarium.labels import ClassificationLabel, SpecimenLabels
@@ -59,35 +59,8 @@ def assert_nothing_dropped(coco: dict[str, Any], back: dict[int, SpecimenLabels]
     assert sum(len(specimen) for specimen in back.values()) == expected
 
 
-def known_bug(coco: Any) -> bool:
-    """Input that hits a known bug (test_converter_known_bugs.py), so that the properties test the rest."""
-    if not isinstance(coco, dict):
-        return True  # "top level list"
-
-    def objects(key: str) -> list[dict[str, Any]]:
-        value = coco.get(key)
-        return [obj for obj in value if isinstance(obj, dict)] if isinstance(value, list) else []
-
-    def repeated_ids(key: str) -> bool:
-        ids = [obj.get("id") for obj in objects(key) if isinstance(obj.get("id"), int)]
-        return len(set(ids)) != len(ids)
-
-    annotations = objects("annotations")
-    return (
-        repeated_ids("images")
-        or repeated_ids("categories")
-        or any(not isinstance(a.get("score"), (int, float, type(None))) for a in annotations)
-        or any(
-            isinstance(a.get("segmentation"), dict) and isinstance(a["segmentation"].get("counts"), str)
-            for a in annotations
-        )
-        or any(isinstance(i.get("width"), int) and i["width"] < 0 for i in objects("images"))
-    )
-
-
 @given(JSON_VALUES | st.dictionaries(st.sampled_from(["images", "annotations", "categories"]), JSON_VALUES))
 def test_any_json_gives_labels_or_a_clear_error(coco: Any) -> None:
-    assume(not known_bug(coco))
     back = read_or_clear_error(lambda: from_coco(coco, ORGANS))
     if back is None:
         return
@@ -98,7 +71,6 @@ def test_any_json_gives_labels_or_a_clear_error(coco: Any) -> None:
 @given(coco_images().flatmap(lambda case: st.tuples(st.just(case[0]), mutations(as_coco(case[1], case[0])))))
 def test_mutated_coco_gives_every_annotation_or_a_clear_error(case: tuple[LabelSet, Any]) -> None:
     label_set, coco = case
-    assume(not known_bug(coco))
     back = read_or_clear_error(lambda: from_coco(coco, label_set))
     if back is None:
         return

@@ -1,7 +1,7 @@
 """Property tests of the Label Studio converter: valid specimens round trip; malformed results give
 labels or a :class:`LabelError`, never another exception, and no region is dropped silently.
 
-Known bugs the strategies steer clear of are strict xfail examples in test_converter_known_bugs.py."""
+The bugs these found are regression tests in test_converter_regressions.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from dataclasses import replace
 from typing import Any
 
 import label_studio_sdk.converter.brush  # noqa: F401  (first import touches `random`: not inside a strategy)
-from hypothesis import given
+import pytest
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from herbarium.labels import BoxLabel, ClassificationLabel, LabelError, LabelState, PolygonLabel, SpecimenLabels
@@ -39,9 +40,13 @@ from tests.herbarium.labels.label_strategies import (
 REGION_TYPES = {"rectanglelabels", "polygonlabels", "brushlabels"}
 KIND = {BoxLabel: "box", PolygonLabel: "polygon"}  # else a mask
 ORIGINS = st.sampled_from(["manual", "prediction", "prediction-changed"])
-# Ids end with their position (unique by construction; "region0" is also what fresh ids look like). So
-# none is "comment", the id the task-level TextArea is written with (test_converter_known_bugs.py).
-ID_PREFIXES = st.sampled_from(["region", "", "Zq9Xw8Vu7t", "é ☃\0"]) | st.text(max_size=3)
+# Any non-empty ids; often the task-level TextArea's control ("comment") or what an id-less region was
+# once keyed by ("\0" + its index), bugs these found (test_converter_regressions.py), or what fresh ids look like.
+IDS = (
+    st.sampled_from(["comment", "\x000", "\x001", "\x002"])
+    | st.sampled_from(["region0", "region1", "notes", "Zq9Xw8Vu7t", "é ☃"])
+    | st.text(min_size=1, max_size=4)
+)
 CHOICE_CONTROLS = st.sampled_from(["verdict", "quality", "comment", "notes 2", "é"])
 # Specimens with every Label Studio field are slow to draw: 200 round trips in CI, 150 mixes with garbage,
 # 100 with masks (small images; the SDK's RLE is bit by bit) or mutated. Pure garbage: the profile's 300.
@@ -51,13 +56,17 @@ MASK_SETTINGS = share_of_examples(1 / 3)
 
 
 @st.composite
-def labelstudio_specimens(draw: st.DrawFn, *, masks: bool = False) -> tuple[SpecimenLabels, str | None, LabelState]:
+def labelstudio_specimens(
+    draw: st.DrawFn, *, masks: bool = False, mixed_choices: bool = False
+) -> tuple[SpecimenLabels, str | None, LabelState]:
     """A specimen with everything Label Studio keeps: ids, controls, per-region choices and comments,
-    origins, task-level Choices (several choices per control) in any order; one source and state."""
+    origins, task-level Choices (several choices per control) in any order; one source and state.
+    The choices of one control share a score and an origin, as one Choices result does, unless
+    ``mixed_choices`` (then some differ: such a specimen cannot be written)."""
     base = draw(plain_specimens(max_side=16 if masks else 5000, rotated=True, masks=masks))
     source, state = draw(st.none() | st.sampled_from(["organs@1.2.0", "expert:7"])), draw(st.sampled_from(LabelState))
     controls = draw(st.lists(st.sampled_from(sorted(TRAITS)), unique=True))
-    ids = (f"{draw(ID_PREFIXES)}{k}" for k in range(len(base) + len(controls)))
+    ids = iter(draw(st.lists(IDS, unique=True, min_size=len(base) + len(controls), max_size=len(base) + len(controls))))
     areas: list[list[Any]] = []
     for label in base.labels:
         comment = draw(st.none() | st.text(max_size=8))
@@ -70,15 +79,18 @@ def labelstudio_specimens(draw: st.DrawFn, *, masks: bool = False) -> tuple[Spec
         control = draw(st.none() | st.sampled_from(["organs", "plant_mask", "outline"]))
         areas.append([replace(label, region_id=region_id, control=control, comment=comment, attributes=attributes)])
     for control in controls:
-        origin = draw(st.none() | ORIGINS)
-        shared: dict[str, Any] = {
-            "control": control,
-            "score": draw(scores()),  # one Choices result has one score (test_converter_known_bugs.py)
-            "region_id": next(ids) if draw(st.booleans()) else None,
-            "attributes": {} if origin is None else {ORIGIN_ATTRIBUTE: (origin,)},
-        }
-        names = draw(st.lists(names_in(TRAITS[control]), min_size=1, max_size=3))
-        areas.append([ClassificationLabel(label=name, **shared) for name in names])
+        score, origin, region_id = draw(scores()), draw(st.none() | ORIGINS), next(ids) if draw(st.booleans()) else None
+        area = []
+        for name in draw(st.lists(names_in(TRAITS[control]), min_size=1, max_size=3)):
+            if mixed_choices:
+                score, origin = draw(st.just(score) | scores()), draw(st.just(origin) | st.none() | ORIGINS)
+            attributes = {} if origin is None else {ORIGIN_ATTRIBUTE: (origin,)}
+            area.append(
+                ClassificationLabel(
+                    label=name, score=score, control=control, region_id=region_id, attributes=attributes
+                )
+            )
+        areas.append(area)
     labels = [replace(label, source=source, state=state) for area in draw(st.permutations(areas)) for label in area]
     return replace(base, labels=labels, comment=draw(st.none() | st.text(max_size=8))), source, state
 
@@ -106,10 +118,25 @@ def _read(results: Any, specimen: SpecimenLabels, source: str | None, state: Lab
     return from_labelstudio(as_file, source=source, state=state, width=specimen.width, height=specimen.height)
 
 
+def one_score_and_origin_per_control(specimen: SpecimenLabels) -> bool:
+    """Whether the classifications of each control share a score and an origin, as one Choices result does."""
+    seen: dict[str | None, tuple[float | None, tuple[str, ...] | None]] = {}
+    for label in specimen.classifications:
+        common = (label.score, label.attributes.get(ORIGIN_ATTRIBUTE))
+        if seen.setdefault(label.control, common) != common:
+            return False
+    return True
+
+
 @ROUND_TRIP_SETTINGS
-@given(labelstudio_specimens())
+@given(labelstudio_specimens(mixed_choices=True))
 def test_specimens_round_trip_through_labelstudio_json(case: tuple[SpecimenLabels, str | None, LabelState]) -> None:
     specimen, source, state = case
+    if not one_score_and_origin_per_control(specimen):
+        event("refused: one control's choices differ in score or origin")
+        with pytest.raises(LabelError, match=r"^(score|origin|score/origin): classifications"):
+            as_labelstudio(specimen)
+        return
     assert_same_labels(_read(as_labelstudio(specimen), specimen, source, state), specimen)
 
 
