@@ -9,8 +9,8 @@ name are joined the same way as in a folder.
 Nothing is dropped silently: a :class:`SpecimenImport` lists the images and records left
 unmatched, duplicate catalog numbers (first record kept), images that do not open, columns that
 are not Darwin Core terms (kept under their own name), extra images of a specimen that already has
-one, and anything else worth a look (``warnings``: a CSV read as cp1252, a media file missing from
-the archive, a remote identifier). Input that cannot be read at all raises
+one, and anything else worth a look (``warnings``: a CSV read as cp1252, a line with a stray quote
+read as written, a media file missing from the archive, a remote identifier). Input that cannot be read at all raises
 :class:`SpecimenImportError`, naming the file.
 
 :func:`connectors.dwca_writer.write_dwca` writes the small archive the reader reads: an occurrence core and a Simple
@@ -24,7 +24,7 @@ import csv
 import io
 import tarfile
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,6 +215,37 @@ def _sniff_delimiter(header_line: str) -> str:
     return best if counts[best] else ","
 
 
+def _csv_rows(text: str, delimiter: str, name: str, warnings: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of each record, quoted fields read strictly (line breaks in them kept).
+
+    A record that is not valid CSV (a stray quote at a field's start, opening a field that never closes
+    properly or outgrows the csv module's field limit) is warned about and its first line read as written,
+    quotes included, without quote handling; reading goes on from the next line, so no row is swallowed.
+    """
+    lines = io.StringIO(text, newline="").readlines()
+    position = 0
+
+    def feed() -> Iterator[str]:
+        nonlocal position
+        while position < len(lines):
+            position += 1
+            yield lines[position - 1]
+
+    while position < len(lines):
+        first = position
+        try:
+            for fields in csv.reader(feed(), delimiter=delimiter, strict=True):
+                yield first + 1, fields
+                first = position
+        except csv.Error as exc:
+            warnings.append(
+                f"{name}, line {first + 1}: not valid CSV ({exc}; a stray quote?); "
+                "the line is read as written, quotes included"
+            )
+            yield first + 1, lines[first].rstrip("\r\n").split(delimiter)
+            position = first + 1
+
+
 def read_records_csv(path: str | Path) -> _Records:
     """Darwin Core records from a CSV (comma, tab, semicolon or pipe separated; UTF-8, else cp1252/latin-1)."""
     path = Path(path)
@@ -229,8 +260,9 @@ def read_records_csv(path: str | Path) -> _Records:
     lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise SpecimenImportError(f"{path}: empty, no header line")
-    rows = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(lines[0]))
-    header = next(rows)
+    delimiter = _sniff_delimiter(lines[0])
+    rows = _csv_rows(text, delimiter, path.name, records.warnings)
+    _, header = next(rows)
     names: list[str | None] = []
     for column in header:
         name, known = _column_name(column)
@@ -247,15 +279,22 @@ def read_records_csv(path: str | Path) -> _Records:
     if CATALOG_NUMBER_KEY not in names:
         columns = ", ".join(repr(c) for c in header)
         raise SpecimenImportError(f"{path}: no catalogNumber column (columns: {columns})")
-    for line, row in enumerate(rows, start=2):
+    for number, (line, row) in enumerate(rows, start=2):
         if not any(value.strip() for value in row):
             continue
+        if len(header) > 1 and any(
+            part.count(delimiter) >= len(header) - 1 for value in row for part in value.splitlines()[1:]
+        ):
+            records.warnings.append(
+                f"{path.name}, line {line}: a quoted value holds lines that read as rows of their own; "
+                "check it for a stray quote"
+            )
         if len(row) > len(names):
-            records.warnings.append(f"{path.name}, row {line}: {len(row) - len(names)} values beyond the header")
+            records.warnings.append(f"{path.name}, row {number}: {len(row) - len(names)} values beyond the header")
         record = {
             name: value.strip() for name, value in zip(names, row, strict=False) if name is not None and value.strip()
         }
-        records.add(record, f"{path.name}, row {line}")
+        records.add(record, f"{path.name}, row {number}")
     return records
 
 

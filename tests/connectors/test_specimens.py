@@ -183,6 +183,30 @@ def test_a_csv_without_catalog_numbers_is_refused_by_name(sheets: Manifest) -> N
         read_folder(sheets.root / "images", table)
 
 
+def test_a_stray_quote_costs_one_warned_line_and_a_quoted_line_break_is_kept(tmp_path: Path) -> None:
+    table = tmp_path / "occurrence.csv"
+    table.write_text('catalogNumber,notes\nB1,"Leg. Smith\nflowers white"\nB2,"type" sheet\nB3,"oops\nB4,ok\n')
+
+    records = specimens_module.read_records_csv(table)
+
+    notes = {record["catalogNumber"]: record["notes"] for record in records.by_key.values()}
+    assert notes == {"B1": "Leg. Smith\nflowers white", "B2": '"type" sheet', "B3": '"oops', "B4": "ok"}
+    assert [w.split(":")[0] for w in records.warnings] == ["occurrence.csv, line 4", "occurrence.csv, line 5"]
+
+
+def test_a_stray_quote_closed_rows_later_is_warned_about(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    table = tmp_path / "occurrence.csv"
+    table.write_text('catalogNumber,notes\nB1,"oops\nB2,5 inch"\nB3,ok\n')
+
+    found = read_folder(tmp_path / "images", table)
+
+    assert found.unmatched_records == ["B1", "B3"]  # read as CSV has it: B2 is inside B1's notes
+    assert found.warnings == [
+        "occurrence.csv, line 2: a quoted value holds lines that read as rows of their own; check it for a stray quote"
+    ]
+
+
 def test_darwin_core_archive_round_trip(sheets: Manifest, tmp_path: Path) -> None:
     archive = write_dwca(sheets.root, tmp_path / "herbarium.zip")
     with zipfile.ZipFile(archive) as zipped:
