@@ -23,6 +23,10 @@ from ml_backends.task_images import LabelStudioAccess, TaskImages
 log = logging.getLogger(__name__)
 
 WebhookHandler = Callable[[dict[str, Any]], None]
+# A refused body up to this size is read and dropped, so that its connection can carry the client's next call:
+# gunicorn closes a connection with more than 64 KiB left unread, yet has already announced keep-alive (it
+# drops an app's Connection header), so a client reusing it would lose that call to a reset.
+DRAIN_REFUSED_BYTES = 16 * 2**20
 
 
 def create_app(
@@ -61,9 +65,10 @@ def create_app(
         return jsonify({"status": "error", "error": str(exc)}), status
 
     @app.errorhandler(RequestEntityTooLarge)
-    def too_large(exc: RequestEntityTooLarge) -> tuple[Response, int]:
+    def too_large(exc: RequestEntityTooLarge) -> tuple[Response, int, dict[str, str]]:
         error = f"request body over {max_body_bytes} bytes (PLANTAI_MAX_REQUEST_BYTES)"
-        return jsonify({"status": "error", "error": error}), 413
+        body = jsonify({"status": "error", "error": error})
+        return (body, 413, {}) if _drained(request.content_length) else (body, 413, {"Connection": "close"})
 
     @app.get("/health")
     @app.get("/")
@@ -126,3 +131,16 @@ def service_from_environment(kind: str, catalog: Catalog | None = None) -> Predi
 def app_from_environment(kind: str, on_event: WebhookHandler | None = None) -> Flask:
     """The backend ``plantai serve`` runs: auth and limits from the settings."""
     return create_app(service_from_environment(kind), on_event=on_event, auth=BasicAuth.from_settings())
+
+
+def _drained(length: int | None) -> bool:
+    """Read and drop the refused request's body when its declared length is at most DRAIN_REFUSED_BYTES."""
+    if length is None or length > DRAIN_REFUSED_BYTES:
+        return False
+    stream = request.environ["wsgi.input"]
+    while length > 0:
+        chunk = stream.read(min(length, 2**16))
+        if not chunk:
+            break
+        length -= len(chunk)
+    return True

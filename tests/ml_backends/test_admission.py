@@ -12,7 +12,7 @@ from catalog.registry import Catalog
 from connectors.label_config import review_config
 from herbarium.synth import generate_sheet
 from ml_backends.admission import AdmissionConfigError, BasicAuth, RequestLimits, exposure_warning, is_loopback
-from ml_backends.server import create_app
+from ml_backends.server import DRAIN_REFUSED_BYTES, create_app
 from ml_backends.service import PredictionService
 from ml_backends.task_images import TaskImages
 from tests.ml_backends.tiny_models import detector_catalog
@@ -90,6 +90,13 @@ def test_a_body_over_the_limit_is_refused_with_the_reason(catalog: Catalog, docu
     answer = client.post("/predict", json={"tasks": _tasks(50), "label_config": CONFIG})
     assert answer.status_code == 413
     assert "over 1000 bytes (PLANTAI_MAX_REQUEST_BYTES)" in answer.get_json()["error"]
+    assert "Connection" not in answer.headers  # the refused body was read: the connection can carry the next call
+
+
+def test_a_body_too_big_to_drain_closes_its_connection(catalog: Catalog, document_root: Path) -> None:
+    client = _client(catalog, document_root, RequestLimits(max_body_bytes=1000, max_tasks=1000, max_seconds=60))
+    answer = client.post("/predict", data=b"x" * (DRAIN_REFUSED_BYTES + 1), content_type="application/json")
+    assert (answer.status_code, answer.headers["Connection"]) == (413, "close")
 
 
 def test_too_many_tasks_are_refused_with_the_reason(catalog: Catalog, document_root: Path) -> None:
