@@ -110,6 +110,19 @@ SETTINGS: tuple[Setting, ...] = (
         "'Retrieve predictions' selection in one request).",
     ),
     Setting(
+        "PLANTAI_REMOTE_HOSTS",
+        None,
+        "Hosts PlantAI may fetch images and manifests from: names, *.suffix patterns, addresses or networks, "
+        "comma-separated (default: none). A private, loopback or link-local address needs its address or "
+        "network listed, whatever name leads to it.",
+    ),
+    Setting(
+        "PLANTAI_REMOTE_MAX_BYTES",
+        str(512 * 1024 * 1024),
+        "The most bytes one remote fetch may bring (a 600-ppi TIFF master is 100-200 MB).",
+    ),
+    Setting("PLANTAI_REMOTE_SECONDS", "120", "Seconds one remote fetch may take, redirects included."),
+    Setting(
         "PLANTAI_RETRAIN_EVERY",
         "0",
         "Queue a retraining job every N validated annotations of a project without its own trigger (0: never).",

@@ -15,6 +15,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from catalog.registry import Catalog
 from herbarium.labels.labelstudio_events import TRAINING_ACTIONS, event_project
+from herbarium.remote import RemoteFetcher, RemotePolicy
 from herbarium.settings import document_root, setting
 from ml_backends.admission import BasicAuth, RequestLimits
 from ml_backends.service import BadRequestError, LimitExceededError, PredictionService
@@ -124,7 +125,8 @@ def service_from_environment(kind: str, catalog: Catalog | None = None) -> Predi
     """A service configured the way Label Studio's own variables say: one name per setting."""
     url = setting("LABEL_STUDIO_URL")
     access = LabelStudioAccess(url=url, api_key=setting("LABEL_STUDIO_API_KEY")) if url else None
-    images = TaskImages(document_root(), access)
+    remote = RemoteFetcher(RemotePolicy.from_settings()) if setting("PLANTAI_REMOTE_HOSTS") else None
+    images = TaskImages(document_root(), access, remote)
     return PredictionService(catalog or Catalog.open(), images, kind=kind, limits=RequestLimits.from_settings())
 
 

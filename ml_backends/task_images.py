@@ -1,12 +1,15 @@
 """The one place that turns a Label Studio task's image reference into pixels.
 
 A file under ``LOCAL_FILES_DOCUMENT_ROOT`` is read from disk; anything else is downloaded from
-the Label Studio the backend was configured with, and from no other host (no SSRF: a task,
-or a ``/setup`` call, cannot point the backend at an address of its choosing).
+the Label Studio the backend was configured with, or from a host on ``PLANTAI_REMOTE_HOSTS`` under
+:mod:`herbarium.remote`'s rules, and from no other host (no SSRF: a task, or a ``/setup`` call, cannot
+point the backend at an address of its choosing). From a IIIF Image API service only the size the
+model decodes is asked for.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,8 +19,10 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from herbarium.iiif import IIIFError, full_size, info_url, sized_request
 from herbarium.imaging import ImageReadError, SpecimenImage, read_image
 from herbarium.labels.local_files import LocalFilesError, is_local_files_url, local_file
+from herbarium.remote import RemoteFetcher, RemoteRefusedError
 
 MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024  # a 600-ppi TIFF master is 150-200 MB
 
@@ -77,9 +82,15 @@ class LabelStudioAccess:
 class TaskImages:
     """Reads task images, decoded at reduced size, from disk or from the configured Label Studio."""
 
-    def __init__(self, document_root: Path | None, label_studio: LabelStudioAccess | None) -> None:
+    def __init__(
+        self,
+        document_root: Path | None,
+        label_studio: LabelStudioAccess | None,
+        remote: RemoteFetcher | None = None,
+    ) -> None:
         self.document_root = document_root.resolve() if document_root else None
         self.label_studio = label_studio
+        self.remote = remote  # hosts on PLANTAI_REMOTE_HOSTS (herbaria's image servers), under its rules
         self._session = requests.Session()
 
     def reference(self, task: Any, data_key: str) -> str:
@@ -97,6 +108,8 @@ class TaskImages:
         try:
             if local is not None:
                 return read_image(local, max_side=max_side)
+            if self._is_remote(ref):
+                return self._read_remote(ref, max_side)
             return read_image(self.download(ref), max_side=max_side, name=ref)
         except ImageReadError:
             raise
@@ -114,6 +127,32 @@ class TaskImages:
         except LocalFilesError as error:
             raise TaskImageError(str(error)) from None
 
+    def _is_remote(self, ref: str) -> bool:
+        """A URL on an allowed remote host (an herbarium's image server), not Label Studio's."""
+        parts = urlsplit(ref)
+        return (
+            self.remote is not None
+            and bool(parts.netloc)
+            and not self._is_label_studio(ref)
+            and self.remote.policy.lists_host((parts.hostname or "").lower())
+        )
+
+    def _read_remote(self, ref: str, max_side: int | None) -> SpecimenImage:
+        """A remote image; from a IIIF Image API service, the size needed (its full size from info.json)."""
+        assert self.remote is not None
+        info = info_url(ref)
+        try:
+            if max_side is None or info is None:
+                return read_image(self.remote.fetch(ref).data, max_side=max_side, name=ref)
+            width, height = full_size(json.loads(self.remote.fetch(info).data))
+            sized = sized_request(ref, max_side) or ref
+            picture = read_image(self.remote.fetch(sized).data, max_side=max_side, name=sized)
+        except RemoteRefusedError as refusal:
+            raise TaskImageError(str(refusal)) from None
+        except (json.JSONDecodeError, UnicodeDecodeError, IIIFError) as error:  # not an info.json
+            raise TaskImageError(f"{info}: {error}") from None
+        return SpecimenImage(picture.image, width, height, source=picture.source)
+
     def _is_label_studio(self, url: str) -> bool:
         if self.label_studio is None:
             return False
@@ -123,11 +162,17 @@ class TaskImages:
 
     def download(self, ref: str) -> bytes:
         if self.label_studio is None:
-            raise TaskImageError(f"{ref}: not under LOCAL_FILES_DOCUMENT_ROOT and no LABEL_STUDIO_URL to download from")
+            raise TaskImageError(
+                f"{ref}: not under LOCAL_FILES_DOCUMENT_ROOT, not on PLANTAI_REMOTE_HOSTS, and no LABEL_STUDIO_URL "
+                "to download from"
+            )
         parts = urlsplit(ref)
         if parts.scheme or parts.netloc:
             if not self._is_label_studio(ref):
-                raise TaskImageError(f"{ref}: refusing to download from a host other than {self.label_studio.url}")
+                raise TaskImageError(
+                    f"{ref}: refusing to download from a host other than {self.label_studio.url} "
+                    "and those on PLANTAI_REMOTE_HOSTS"
+                )
             url = ref
         elif ref.startswith("/"):
             url = urljoin(self.label_studio.url + "/", ref.lstrip("/"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import io
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from PIL import Image
 
 from herbarium.imaging import ImageReadError
+from herbarium.remote import RemoteFetcher, RemotePolicy
 from ml_backends.task_images import LabelStudioAccess, TaskImageError, TaskImages
 
 
@@ -30,6 +32,12 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.requests.append((self.path, self.headers.get("Authorization")))
+        if self.path == "/iiif/sheet-1/info.json":  # a IIIF Image API service whose master is 6000 x 9000
+            self._answer(json.dumps({"id": "sheet-1", "width": 6000, "height": 9000}).encode(), "application/json")
+            return
+        if self.path.startswith("/iiif/sheet-1/full/") and self.path.endswith("/0/default.jpg"):
+            self._answer(_jpeg_bytes(40, 60), "image/jpeg")  # the derivative, whatever size was asked
+            return
         if self.path == "/moved":
             self.send_response(302)
             self.send_header("Location", "http://127.0.0.2:1/elsewhere")
@@ -43,6 +51,13 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "image/jpeg")
         self.end_headers()
         self.wfile.write(self.image)
+
+    def _answer(self, body: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -149,3 +164,38 @@ def test_unreadable_local_file_is_an_image_error(tmp_path: Path) -> None:
     (tmp_path / "empty.jpg").write_bytes(b"")
     with pytest.raises(ImageReadError, match=r"empty\.jpg"):
         TaskImages(tmp_path, None).read("/data/local-files/?d=empty.jpg", max_side=None)
+
+
+def _remote(allow: str) -> RemoteFetcher:
+    return RemoteFetcher(RemotePolicy.parse(allow, max_bytes=2**20, seconds=10.0))
+
+
+def test_a_iiif_image_on_an_allowed_host_is_asked_at_the_size_the_model_decodes(
+    canary: tuple[str, list[tuple[str, str | None]]],
+) -> None:
+    server, seen = canary
+    images = TaskImages(None, None, _remote("127.0.0.2"))
+    picture = images.read(f"{server}/iiif/sheet-1/full/max/0/default.jpg", max_side=1024)
+    assert [path for path, _ in seen] == ["/iiif/sheet-1/info.json", "/iiif/sheet-1/full/!1024,1024/0/default.jpg"]
+    assert (picture.original_width, picture.original_height) == (6000, 9000)  # the frame Label Studio shows
+    assert picture.image.size == (40, 60)
+
+
+def test_a_remote_image_is_read_whole_when_the_model_wants_every_pixel(
+    canary: tuple[str, list[tuple[str, str | None]]],
+) -> None:
+    server, seen = canary
+    picture = TaskImages(None, None, _remote("127.0.0.2")).read(f"{server}/iiif/sheet-1/full/max/0/default.jpg", None)
+    assert [path for path, _ in seen] == ["/iiif/sheet-1/full/max/0/default.jpg"]
+    assert (picture.original_width, picture.original_height) == (40, 60)
+
+
+def test_a_host_off_the_remote_list_is_never_contacted(
+    fake_label_studio: tuple[str, list[tuple[str, str | None]]],
+    canary: tuple[str, list[tuple[str, str | None]]],
+) -> None:
+    server, seen = canary
+    images = TaskImages(None, None, _remote("127.0.0.1"))  # another loopback address is listed, not this one
+    with pytest.raises(TaskImageError, match="not on PLANTAI_REMOTE_HOSTS"):
+        images.read(f"{server}/iiif/sheet-1/full/max/0/default.jpg", max_side=1024)
+    assert seen == []
