@@ -24,8 +24,8 @@ import csv
 import io
 import tarfile
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -34,6 +34,7 @@ from xml.etree import ElementTree as ET
 import zxingcpp
 
 from connectors.projects import CATALOG_NUMBER_KEY, SpecimenTask
+from connectors.remote_media import MediaFetch, MediaRequest, RefusedMedia, source_fields
 from herbarium.imaging import ImageReadError, oriented_size, read_image
 from herbarium.synth import DARWIN_CORE_TERMS
 
@@ -47,6 +48,8 @@ MULTIMEDIA_ROW_TYPE = "http://rs.gbif.org/terms/1.0/Multimedia"  # GBIF Simple M
 MULTIMEDIA_ROW_TYPES = frozenset(
     {MULTIMEDIA_ROW_TYPE, "http://rs.gbif.org/terms/1.0/Image", AC_NS + "Multimedia", AC_NS + "Media"}
 )
+# Fetches a source's image URLs (connectors.remote_media.fetch_media with its folder and fetcher bound).
+RemoteMediaFetch = Callable[[Sequence[MediaRequest]], MediaFetch]
 IDENTIFIER_TERMS = (DC_NS + "identifier", AC_NS + "accessURI", DC_ELEMENTS_NS + "identifier")
 FORMAT_TERMS = (DC_NS + "format", DC_ELEMENTS_NS + "format")
 
@@ -109,6 +112,9 @@ class SpecimenImport:
     read_from_barcode: list[BarcodeMatch] = field(default_factory=list)
     extra_images: list[ExtraImage] = field(default_factory=list)
     other_files: list[Path] = field(default_factory=list)  # in the images folder, not images: ignored
+    refused_media: list[RefusedMedia] = field(default_factory=list)  # image URLs not fetched, and why
+    fetched_media: int = 0  # image URLs fetched (this run or an earlier one: fetched_earlier)
+    fetched_earlier: int = 0
     encoding: str = "utf-8"  # of the records
     warnings: list[str] = field(default_factory=list)
 
@@ -121,6 +127,7 @@ class SpecimenImport:
             or self.unreadable_images
             or self.unknown_columns
             or self.extra_images
+            or self.refused_media
             or self.warnings
         )
 
@@ -140,6 +147,9 @@ class SpecimenImport:
             ],
             "extra_images": [{"image": str(e.image), "catalogNumber": e.catalog_number} for e in self.extra_images],
             "other_files": [str(p) for p in self.other_files],
+            "refused_media": [refused.to_json() for refused in self.refused_media],
+            "fetched_media": self.fetched_media,
+            "fetched_earlier": self.fetched_earlier,
             "encoding": self.encoding,
             "warnings": list(self.warnings),
         }
@@ -530,11 +540,14 @@ def _media_path(identifier: str, root: Path) -> Path | str:
     return inside
 
 
-def read_dwca(archive_path: str | Path, extract_to: str | Path) -> SpecimenImport:
+def read_dwca(
+    archive_path: str | Path, extract_to: str | Path, fetch_remote: RemoteMediaFetch | None = None
+) -> SpecimenImport:
     """Specimens from a Darwin Core Archive (zip or tar.gz: extracted into ``extract_to``; a folder: read in place).
 
     Images come from the multimedia extension (``identifier``: a path inside the archive or a local
-    path) and from image files in the archive that it does not name (joined by file name or barcode).
+    path; with ``fetch_remote``, a URL it fetches: :func:`connectors.remote_media.fetch_media`) and from
+    image files in the archive that it does not name (joined by file name or barcode).
     """
     source = Path(archive_path)
     if source.is_dir():
@@ -547,12 +560,12 @@ def read_dwca(archive_path: str | Path, extract_to: str | Path) -> SpecimenImpor
     root = _archive_root(directory)
     reader = _open_reader(source, root)
     try:
-        return _read_archive(reader, source, root)
+        return _read_archive(reader, source, root, fetch_remote)
     finally:
         reader.close()
 
 
-def _read_archive(reader: Any, source: Path, root: Path) -> SpecimenImport:
+def _read_archive(reader: Any, source: Path, root: Path, fetch_remote: RemoteMediaFetch | None) -> SpecimenImport:
     core = reader.core_file
     warnings: list[str] = []
     encoding = _check_encoding(core, root, source, warnings)
@@ -576,6 +589,7 @@ def _read_archive(reader: Any, source: Path, root: Path) -> SpecimenImport:
     linked: dict[str, list[Path]] = {}
     named: set[Path] = set()
     orphans: list[Path] = []
+    remote: list[MediaRequest] = []
     for extension in reader.extension_files:
         descriptor = extension.file_descriptor
         if descriptor.type not in MULTIMEDIA_ROW_TYPES:
@@ -592,6 +606,13 @@ def _read_archive(reader: Any, source: Path, root: Path) -> SpecimenImport:
             if media_format and not media_format.lower().startswith("image/"):
                 warnings.append(f"{where}: {identifier} is {media_format}, not an image; not imported")
                 continue
+            if fetch_remote is not None and urlparse(identifier).scheme not in ("", "file"):
+                key = key_of_id.get(str(row.core_id))
+                if key is None:
+                    warnings.append(f"{where}: coreid {row.core_id!r} matches no core record")
+                else:
+                    remote.append(MediaRequest(key, identifier, where))
+                continue
             path = _media_path(identifier, root)
             if isinstance(path, str):
                 warnings.append(f"{where}: {identifier} is {path}")
@@ -607,9 +628,22 @@ def _read_archive(reader: Any, source: Path, root: Path) -> SpecimenImport:
                 continue
             linked.setdefault(key, []).append(path)
 
+    fetched = fetch_remote(remote) if fetch_remote is not None and remote else MediaFetch()
+    for request in remote:
+        media = fetched.fetched.get(request.url)
+        if media is not None:
+            linked.setdefault(request.key, []).append(media.path)
+            named.add(media.path.resolve())
     loose = sorted(
         p
         for p in root.rglob("*")
         if p.is_file() and _is_image(p) and p.resolve() not in named and not p.name.startswith(".")
     )
-    return _join(records, linked, [*orphans, *loose], [])
+    found = _join(records, linked, [*orphans, *loose], [])
+    origins = source_fields(fetched.fetched.values())
+    found.specimens = [
+        replace(s, record={**s.record, **origins[s.image]}) if s.image in origins else s for s in found.specimens
+    ]
+    found.refused_media = fetched.refused
+    found.fetched_media, found.fetched_earlier = len(fetched.fetched), fetched.from_earlier_runs
+    return found

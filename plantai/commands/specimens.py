@@ -12,8 +12,11 @@ import click
 from plantai.commands.setting_options import document_root_option, label_studio_options
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from connectors.projects import SpecimenTask
-    from connectors.specimens import SpecimenImport
+    from connectors.remote_media import MediaFetch, MediaRequest
+    from connectors.specimens import RemoteMediaFetch, SpecimenImport
 
 SHOWN = 15  # entries listed per problem in the table view; --json lists them all
 ARCHIVE_SUFFIXES = (".zip", ".tgz", ".tar.gz")
@@ -38,8 +41,16 @@ def specimens() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where an archive is extracted [default: DOCUMENT_ROOT/<archive name>].",
 )
+@click.option(
+    "--media-into",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where image URLs of an archive are fetched to [default: the extraction folder's media/].",
+)
+@click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True, help="Parallel image fetches.")
 @label_studio_options(required=False)
-@click.option("--dry-run", is_flag=True, help="Join and report only: import nothing, extract to a temporary folder.")
+@click.option(
+    "--dry-run", is_flag=True, help="Join and report only: import and fetch nothing, extract to a temporary folder."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report for scripts.")
 def import_(
     source: Path,
@@ -47,6 +58,8 @@ def import_(
     project: int,
     document_root: Path | None,
     extract_to: Path | None,
+    media_into: Path | None,
+    workers: int,
     label_studio_url: str | None,
     api_key: str | None,
     dry_run: bool,
@@ -58,7 +71,10 @@ def import_(
     (.zip; its multimedia extension names the images). catalogNumber joins images to records:
     an image named after its catalog number, else the barcode read on the sheet. Images must be
     under Label Studio's document root, with a local storage of the project covering them
-    (an archive is extracted there).
+    (an archive is extracted there). Image URLs in an archive's multimedia extension are fetched
+    from the hosts on PLANTAI_REMOTE_HOSTS (in parallel, with a progress bar; a rerun fetches only
+    what it lacks), each recorded with its source URL (associatedMedia) and sha256; every URL not
+    fetched is reported with the reason.
 
     Unmatched images and records, duplicate catalog numbers, unreadable images and columns that
     are not Darwin Core terms are reported, never dropped silently. Specimens already in the
@@ -108,7 +124,8 @@ def import_(
                 else:
                     assert document_root is not None
                     target = document_root / _archive_stem(source)
-                found = read_dwca(source, target)
+                fetch = None if dry_run else _media_fetcher(media_into or target / "media", workers, as_json)
+                found = read_dwca(source, target, fetch)
         except SpecimenImportError as exc:
             raise click.ClickException(str(exc)) from None
         report = _import(found, project, document_root, label_studio_url, api_key, dry_run)
@@ -118,6 +135,32 @@ def import_(
         _print(report, found)
     if not report["importable"] and report["problems"]:
         raise SystemExit(1)
+
+
+def _media_fetcher(folder: Path, workers: int, quiet: bool) -> RemoteMediaFetch:
+    """Fetches image URLs into ``folder`` under PLANTAI_REMOTE_HOSTS, with a progress bar on stderr."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from connectors.remote_media import fetch_media
+    from herbarium.remote import RemoteFetcher, RemotePolicy, RemotePolicyError
+
+    try:
+        fetcher = RemoteFetcher(RemotePolicy.from_settings())
+    except RemotePolicyError as error:
+        raise click.ClickException(str(error)) from None
+
+    def fetch(requests: Sequence[MediaRequest]) -> MediaFetch:
+        columns = (TextColumn("fetching images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=Console(stderr=True), transient=True, disable=quiet) as bar:
+            task = bar.add_task("fetch", total=None)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            return fetch_media(requests, folder, fetcher, workers, advance)
+
+    return fetch
 
 
 def _archive_stem(path: Path) -> str:
@@ -205,6 +248,8 @@ def _print(report: dict[str, Any], found: SpecimenImport) -> None:
         ("outside the document root", len(report["outside_document_root"])),
         ("unknown columns (kept)", len(found.unknown_columns)),
         ("not images (ignored)", len(found.other_files)),
+        ("image URLs fetched (earlier runs)", f"{found.fetched_media} ({found.fetched_earlier})"),
+        ("image URLs not fetched", len(found.refused_media)),
     ]
     for label, count in rows:
         table.add_row(label, str(count))
@@ -217,6 +262,7 @@ def _print(report: dict[str, Any], found: SpecimenImport) -> None:
         ("Duplicate catalog numbers (first record kept)", found.duplicate_catalog_numbers),
         ("Extra images (first image kept)", [f"{e.image} ({e.catalog_number})" for e in found.extra_images]),
         ("Unreadable images", [f"{u.path}: {u.reason}" for u in found.unreadable_images]),
+        ("Image URLs not fetched", [f"{r.where}: {r.message}" for r in found.refused_media]),
         ("Outside the document root (not imported)", report["outside_document_root"]),
         ("Unknown columns (kept in the tasks)", found.unknown_columns),
         ("Warnings", found.warnings),

@@ -1,0 +1,141 @@
+"""A Darwin Core Archive whose multimedia rows are URLs: images fetched from a real server on loopback."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import io
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from connectors.dwca_writer import write_dwca
+from connectors.projects import SpecimenTask
+from connectors.remote_media import LEDGER, MediaFetch, MediaRequest, fetch_media, read_ledger
+from connectors.specimens import RemoteMediaFetch, read_dwca
+from herbarium.remote import RemoteFetcher, RemotePolicy
+
+SHEETS = 8
+
+
+def _jpeg(shade: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((30, 20, 3), shade, dtype=np.uint8)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+class _Server:
+    """Static files from a folder on 127.0.0.1, every path asked recorded."""
+
+    def __init__(self, folder: Path) -> None:
+        self.asked: list[str] = []
+        asked = self.asked
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self) -> None:
+                asked.append(self.path)
+                super().do_GET()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=folder))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def image_server(tmp_path: Path) -> Iterator[_Server]:
+    served = tmp_path / "served"
+    served.mkdir()
+    for i in range(SHEETS):
+        (served / f"UNB{i:03d}.jpg").write_bytes(_jpeg(40 + 20 * i))
+    (served / "UNB900.jpg").write_bytes(b"<html>not an image</html>")  # a broken link's error page
+    server = _Server(served)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def archive(tmp_path: Path, image_server: _Server) -> Path:
+    """Eight good image URLs, one not an image, one missing (404), one on a host not on the allow-list."""
+    numbers = [f"UNB{i:03d}" for i in range(SHEETS)] + ["UNB900", "UNB901", "UNB902"]
+    urls = {n: f"{image_server.url}/{n}.jpg" for n in numbers}
+    urls["UNB902"] = "http://images.herbarium-not-listed.example/UNB902.jpg"
+    specimens = [SpecimenTask(n, Path(f"{n}.jpg"), {"scientificName": "Viola sororia"}) for n in numbers]
+    return write_dwca(specimens, tmp_path / "herbarium-dwca.zip", media_urls=urls)
+
+
+def _fetch_into(folder: Path, progress: list[int] | None = None) -> RemoteMediaFetch:
+    fetcher = RemoteFetcher(RemotePolicy.parse("127.0.0.1", max_bytes=2**20, seconds=10.0))
+    seen = progress if progress is not None else []
+
+    def fetch(requests: Sequence[MediaRequest]) -> MediaFetch:
+        return fetch_media(requests, folder, fetcher, workers=4, on_done=lambda done, total: seen.append(done))
+
+    return fetch
+
+
+def test_image_urls_are_fetched_checked_and_recorded_and_each_refusal_reported(
+    tmp_path: Path, archive: Path, image_server: _Server
+) -> None:
+    media = tmp_path / "root" / "dwca" / "media"
+    progress: list[int] = []
+    found = read_dwca(archive, tmp_path / "root" / "dwca", _fetch_into(media, progress))
+    assert sorted(s.catalog_number for s in found.specimens) == [f"UNB{i:03d}" for i in range(SHEETS)]
+    for specimen in found.specimens:
+        assert specimen.image.parent == media
+        assert specimen.record["associatedMedia"] == f"{image_server.url}/{specimen.catalog_number}.jpg"
+        assert specimen.record["imageSha256"] == hashlib.sha256(specimen.image.read_bytes()).hexdigest()
+    refused = {r.url.rsplit("/", 1)[-1]: r.reason for r in found.refused_media}
+    assert refused == {"UNB900.jpg": "image", "UNB901.jpg": "status", "UNB902.jpg": "host"}
+    assert all(r.where.startswith("multimedia.txt, row ") for r in found.refused_media)
+    assert sorted(found.unmatched_records) == ["UNB900", "UNB901", "UNB902"]
+    assert found.has_problems
+    assert (found.fetched_media, found.fetched_earlier) == (SHEETS, 0)
+    assert progress[-1] == SHEETS + 3  # every URL tried once...
+    assert not any(p.endswith("UNB902.jpg") for p in image_server.asked)  # ...the unlisted host's without a request
+    assert json.loads(json.dumps(found.to_json()))["refused_media"][0]["reason"] in {"image", "status", "host"}
+
+
+def test_a_rerun_fetches_nothing_already_fetched(tmp_path: Path, archive: Path, image_server: _Server) -> None:
+    media = tmp_path / "media"
+    read_dwca(archive, tmp_path / "first", _fetch_into(media))
+    asked = len(image_server.asked)
+    again = read_dwca(archive, tmp_path / "second", _fetch_into(media))
+    assert (again.fetched_media, again.fetched_earlier) == (SHEETS, SHEETS)
+    assert len(again.specimens) == SHEETS
+    assert len(image_server.asked) - asked == 2  # only the two that failed are asked again
+
+
+def test_a_killed_runs_torn_ledger_line_and_missing_files_are_fetched_again(
+    tmp_path: Path, archive: Path, image_server: _Server
+) -> None:
+    media = tmp_path / "media"
+    read_dwca(archive, tmp_path / "first", _fetch_into(media))
+    ledger = (media / LEDGER).read_text(encoding="utf-8").splitlines()
+    (media / LEDGER).write_text("\n".join(ledger[:-1]) + "\n" + ledger[-1][:20], encoding="utf-8")  # torn
+    gone = next(iter(read_ledger(media).values())).path
+    gone.unlink()
+    assert len(read_ledger(media)) == SHEETS - 2
+    again = read_dwca(archive, tmp_path / "second", _fetch_into(media))
+    assert (len(again.specimens), again.fetched_earlier) == (SHEETS, SHEETS - 2)
+    assert gone.is_file()
+
+
+def test_without_a_fetcher_image_urls_are_warned_about_not_fetched(tmp_path: Path, archive: Path) -> None:
+    found = read_dwca(archive, tmp_path / "dwca")
+    assert found.specimens == []
+    assert sum("a remote URL (not downloaded)" in w for w in found.warnings) == SHEETS + 3
