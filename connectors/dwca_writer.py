@@ -8,9 +8,10 @@ import io
 import mimetypes
 import os
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
 
 from connectors.projects import CATALOG_NUMBER_KEY, SpecimenTask
@@ -114,15 +115,13 @@ def write_dwca(
     source: str | Path | Sequence[SpecimenTask],
     out_zip: str | Path,
     measurements: Sequence[Measurement] | None = None,
-    media_urls: Mapping[str, str] | None = None,
 ) -> Path:
     """Write a Darwin Core Archive: occurrence core, Simple Multimedia extension, images under ``images/``.
 
     ``source`` is a synthetic data set folder (``plantai synth`` output, read through its manifest)
     or specimens. Images keep their file names; the multimedia rows link them to their records.
     ``measurements`` add a MeasurementOrFact extension (traits, organ counts, with their method).
-    ``media_urls`` (catalog number → URL) name a specimen's image by URL instead, as an herbarium's
-    own archive does: its file then stays out of the archive.
+    A specimen whose image is a URL is named by it, as an herbarium's own archive does.
     """
     specimens = _specimens_of(source)
     out_zip = Path(out_zip)
@@ -136,16 +135,17 @@ def write_dwca(
     for specimen in specimens:
         record = {**specimen.record, CATALOG_NUMBER_KEY: specimen.catalog_number}
         core_rows.append([record.get(name, "") for name in columns])
-        media_format = mimetypes.guess_type(specimen.image.name)[0] or "application/octet-stream"
-        url = (media_urls or {}).get(specimen.catalog_number)
-        if url is not None:
-            media_rows.append([specimen.catalog_number, url, media_format])
+        image = specimen.image
+        name = urlsplit(image).path.rsplit("/", 1)[-1] if isinstance(image, str) else image.name
+        media_format = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if isinstance(image, str):
+            media_rows.append([specimen.catalog_number, image, media_format])
             continue
-        arcname = f"images/{specimen.image.name}"
+        arcname = f"images/{image.name}"
         if arcname in used:
-            arcname = f"images/{len(used)}-{specimen.image.name}"
+            arcname = f"images/{len(used)}-{image.name}"
         used.add(arcname)
-        members.append((arcname, specimen.image))
+        members.append((arcname, image))
         media_rows.append([specimen.catalog_number, arcname, media_format])
     out_zip.parent.mkdir(parents=True, exist_ok=True)
     partial = out_zip.with_name(f".{out_zip.name}.partial")

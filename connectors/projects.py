@@ -26,14 +26,17 @@ class ProjectError(ValueError):
 
 @dataclass(frozen=True)
 class SpecimenTask:
-    """What a task is made of: the image on disk and the specimen's Darwin Core record."""
+    """What a task is made of: the image (a file under the document root, or a URL Label Studio shows, such
+    as a IIIF Image API request) and the specimen's Darwin Core record."""
 
     catalog_number: str
-    image: Path
+    image: Path | str
     record: Mapping[str, str] = field(default_factory=dict)
 
 
-def _served_url(image: Path, document_root: Path) -> str:
+def _served_url(image: Path | str, document_root: Path) -> str:
+    if isinstance(image, str):
+        return image  # remote: Label Studio shows it, backends fetch it under PLANTAI_REMOTE_HOSTS
     try:
         return local_files_url(image, document_root)
     except LocalFilesError as error:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from connectors.projects import SpecimenTask
     from connectors.remote_media import MediaFetch, MediaRequest
     from connectors.specimens import RemoteMediaFetch, SpecimenImport
+    from herbarium.remote import RemoteFetcher
 
 SHOWN = 15  # entries listed per problem in the table view; --json lists them all
 ARCHIVE_SUFFIXES = (".zip", ".tgz", ".tar.gz")
@@ -28,7 +29,7 @@ def specimens() -> None:
 
 
 @specimens.command("import")
-@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("source")
 @click.option(
     "--records",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -53,7 +54,7 @@ def specimens() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report for scripts.")
 def import_(
-    source: Path,
+    source: str,
     records: Path | None,
     project: int,
     document_root: Path | None,
@@ -67,9 +68,14 @@ def import_(
 ) -> None:
     """Import the specimens of SOURCE into a Label Studio project, one task per catalog number.
 
-    SOURCE is a folder of images (with --records, a Darwin Core CSV) or a Darwin Core Archive
-    (.zip; its multimedia extension names the images). catalogNumber joins images to records:
-    an image named after its catalog number, else the barcode read on the sheet. Images must be
+    SOURCE is a folder of images (with --records, a Darwin Core CSV), a Darwin Core Archive
+    (.zip; its multimedia extension names the images), a IIIF Presentation manifest or collection
+    (its URL, or a .json file), or a .txt list of IIIF Image API services (one URL a line): their
+    canvases become tasks whose images stay on the IIIF server, shown by Label Studio and read by
+    the backends at the size they need (PLANTAI_REMOTE_HOSTS must list the server).
+
+    catalogNumber joins images to records: an image named after its catalog number, else the
+    barcode read on the sheet (IIIF: the metadata's catalog number or barcode). Images must be
     under Label Studio's document root, with a local storage of the project covering them
     (an archive is extracted there). Image URLs in an archive's multimedia extension are fetched
     from the hosts on PLANTAI_REMOTE_HOSTS (in parallel, with a progress bar; a rerun fetches only
@@ -86,46 +92,33 @@ def import_(
       plantai specimens import scans/ --records occurrence.csv --project 3
       plantai specimens import herbarium-dwca.zip --project 3 --dry-run
       plantai specimens import herbarium-dwca.zip --project 3 --json > report.json
+      plantai specimens import https://iiif.rbge.org.uk/herb/iiif/E00001234/manifest --project 3
     """
-    from connectors.specimens import SpecimenImportError, read_dwca, read_folder
+    from connectors.specimens import SpecimenImportError
 
-    is_archive = source.is_file() or (source.is_dir() and records is None and (source / "meta.xml").is_file())
-    if source.is_file() and not source.name.lower().endswith(ARCHIVE_SUFFIXES):
-        raise click.UsageError(f"{source}: expected a folder of images or a Darwin Core Archive (.zip)")
-    if is_archive and records is not None:
-        raise click.UsageError("--records goes with a folder of images; an archive carries its own records")
-    if not is_archive and records is None:
-        raise click.UsageError("--records is required when SOURCE is a folder of images")
+    is_iiif = source.startswith(("http://", "https://")) or source.lower().endswith((".json", ".txt"))
+    if is_iiif and records is not None:
+        raise click.UsageError("--records goes with a folder of images; IIIF manifests carry their own metadata")
     if not dry_run:
-        missing = [
-            name
-            for name, value in (
-                ("--document-root / LOCAL_FILES_DOCUMENT_ROOT", document_root),
-                ("--label-studio-url / LABEL_STUDIO_URL", label_studio_url),
-                ("--api-key / LABEL_STUDIO_API_KEY", api_key),
-            )
-            if not value
-        ]
+        needed: tuple[tuple[str, object], ...] = (
+            ("--label-studio-url / LABEL_STUDIO_URL", label_studio_url),
+            ("--api-key / LABEL_STUDIO_API_KEY", api_key),
+        )
+        if not is_iiif:  # IIIF images stay on their server: no document root needed
+            needed = (("--document-root / LOCAL_FILES_DOCUMENT_ROOT", document_root), *needed)
+        missing = [name for name, value in needed if not value]
         if missing:
             raise click.UsageError(f"missing {', '.join(missing)} (or use --dry-run)")
 
     with tempfile.TemporaryDirectory(prefix="plantai-dwca-") as scratch:
         try:
-            if not is_archive:
-                assert records is not None
-                found = read_folder(source, records)
-            elif source.is_dir():
-                found = read_dwca(source, source)
+            if is_iiif:
+                found = _read_iiif_source(source)
             else:
-                if dry_run:
-                    target = Path(scratch)
-                elif extract_to is not None:
-                    target = extract_to
-                else:
-                    assert document_root is not None
-                    target = document_root / _archive_stem(source)
-                fetch = None if dry_run else _media_fetcher(media_into or target / "media", workers, as_json)
-                found = read_dwca(source, target, fetch)
+                found = _read_local_source(
+                    Path(source), records, document_root, extract_to or (Path(scratch) if dry_run else None),
+                    None if dry_run else (media_into, workers, as_json),
+                )  # fmt: skip
         except SpecimenImportError as exc:
             raise click.ClickException(str(exc)) from None
         report = _import(found, project, document_root, label_studio_url, api_key, dry_run)
@@ -137,18 +130,79 @@ def import_(
         raise SystemExit(1)
 
 
+def _read_local_source(
+    source: Path,
+    records: Path | None,
+    document_root: Path | None,
+    extract_to: Path | None,
+    fetching: tuple[Path | None, int, bool] | None,
+) -> SpecimenImport:
+    """A folder with its records, or a Darwin Core Archive (extracted to ``extract_to``, else under the
+    document root); ``fetching``: (--media-into, --workers, quiet) to fetch an archive's image URLs."""
+    from connectors.specimens import read_dwca, read_folder
+
+    if not source.exists():
+        raise click.BadParameter(f"{source}: no such file or folder", param_hint="SOURCE")
+    is_archive = source.is_file() or (source.is_dir() and records is None and (source / "meta.xml").is_file())
+    if source.is_file() and not source.name.lower().endswith(ARCHIVE_SUFFIXES):
+        raise click.UsageError(f"{source}: expected a folder of images or a Darwin Core Archive (.zip)")
+    if is_archive and records is not None:
+        raise click.UsageError("--records goes with a folder of images; an archive carries its own records")
+    if not is_archive:
+        if records is None:
+            raise click.UsageError("--records is required when SOURCE is a folder of images")
+        return read_folder(source, records)
+    if source.is_dir():
+        return read_dwca(source, source)
+    if extract_to is None:
+        assert document_root is not None  # checked by the caller unless a dry run gave a scratch folder
+        extract_to = document_root / _archive_stem(source)
+    fetch = None
+    if fetching is not None:
+        media_into, workers, quiet = fetching
+        fetch = _media_fetcher(media_into or extract_to / "media", workers, quiet)
+    return read_dwca(source, extract_to, fetch)
+
+
+def _read_iiif_source(source: str) -> SpecimenImport:
+    """A manifest or collection (a URL, or a .json file whose items may be URLs), or a .txt of image services."""
+    from connectors.iiif_import import read_iiif, read_image_services, remote_json
+
+    if source.lower().endswith(".txt") and not source.startswith(("http://", "https://")):
+        try:
+            return read_image_services(Path(source).read_text(encoding="utf-8").splitlines())
+        except OSError as error:
+            raise click.BadParameter(f"{source}: {error.strerror or error}", param_hint="SOURCE") from None
+    remote = remote_json(_remote_fetcher())
+
+    def load(url: str) -> Any:
+        if url != source or source.startswith(("http://", "https://")):
+            return remote(url)
+        try:
+            return json.loads(Path(source).read_text(encoding="utf-8"))
+        except OSError as error:
+            raise click.BadParameter(f"{source}: {error.strerror or error}", param_hint="SOURCE") from None
+
+    return read_iiif(source, load)
+
+
+def _remote_fetcher() -> RemoteFetcher:
+    from herbarium.remote import RemoteFetcher, RemotePolicy, RemotePolicyError
+
+    try:
+        return RemoteFetcher(RemotePolicy.from_settings())
+    except RemotePolicyError as error:
+        raise click.ClickException(str(error)) from None
+
+
 def _media_fetcher(folder: Path, workers: int, quiet: bool) -> RemoteMediaFetch:
     """Fetches image URLs into ``folder`` under PLANTAI_REMOTE_HOSTS, with a progress bar on stderr."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from connectors.remote_media import fetch_media
-    from herbarium.remote import RemoteFetcher, RemotePolicy, RemotePolicyError
 
-    try:
-        fetcher = RemoteFetcher(RemotePolicy.from_settings())
-    except RemotePolicyError as error:
-        raise click.ClickException(str(error)) from None
+    fetcher = _remote_fetcher()
 
     def fetch(requests: Sequence[MediaRequest]) -> MediaFetch:
         columns = (TextColumn("fetching images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -182,7 +236,8 @@ def _import(
     servable: list[SpecimenTask] = []
     outside: list[str] = []
     for specimen in found.specimens:
-        if document_root is None or specimen.image.resolve().is_relative_to(document_root.resolve()):
+        image = specimen.image
+        if document_root is None or isinstance(image, str) or image.resolve().is_relative_to(document_root.resolve()):
             servable.append(specimen)
         else:
             outside.append(str(specimen.image))

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import io
 import json
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +17,7 @@ from connectors.projects import SpecimenTask
 from connectors.remote_media import LEDGER, MediaFetch, MediaRequest, fetch_media, read_ledger
 from connectors.specimens import RemoteMediaFetch, read_dwca
 from herbarium.remote import RemoteFetcher, RemotePolicy
+from tests.fixtures.static_files import StaticServer
 
 SHEETS = 8
 
@@ -30,52 +28,24 @@ def _jpeg(shade: int) -> bytes:
     return buffer.getvalue()
 
 
-class _Server:
-    """Static files from a folder on 127.0.0.1, every path asked recorded."""
-
-    def __init__(self, folder: Path) -> None:
-        self.asked: list[str] = []
-        asked = self.asked
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def do_GET(self) -> None:
-                asked.append(self.path)
-                super().do_GET()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=folder))
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
-
-
 @pytest.fixture
-def image_server(tmp_path: Path) -> Iterator[_Server]:
+def image_server(tmp_path: Path, static_server: Callable[[Path], StaticServer]) -> StaticServer:
     served = tmp_path / "served"
     served.mkdir()
     for i in range(SHEETS):
         (served / f"UNB{i:03d}.jpg").write_bytes(_jpeg(40 + 20 * i))
     (served / "UNB900.jpg").write_bytes(b"<html>not an image</html>")  # a broken link's error page
-    server = _Server(served)
-    yield server
-    server.close()
+    return static_server(served)
 
 
 @pytest.fixture
-def archive(tmp_path: Path, image_server: _Server) -> Path:
+def archive(tmp_path: Path, image_server: StaticServer) -> Path:
     """Eight good image URLs, one not an image, one missing (404), one on a host not on the allow-list."""
     numbers = [f"UNB{i:03d}" for i in range(SHEETS)] + ["UNB900", "UNB901", "UNB902"]
     urls = {n: f"{image_server.url}/{n}.jpg" for n in numbers}
     urls["UNB902"] = "http://images.herbarium-not-listed.example/UNB902.jpg"
-    specimens = [SpecimenTask(n, Path(f"{n}.jpg"), {"scientificName": "Viola sororia"}) for n in numbers]
-    return write_dwca(specimens, tmp_path / "herbarium-dwca.zip", media_urls=urls)
+    specimens = [SpecimenTask(n, urls[n], {"scientificName": "Viola sororia"}) for n in numbers]
+    return write_dwca(specimens, tmp_path / "herbarium-dwca.zip")
 
 
 def _fetch_into(folder: Path, progress: list[int] | None = None) -> RemoteMediaFetch:
@@ -89,7 +59,7 @@ def _fetch_into(folder: Path, progress: list[int] | None = None) -> RemoteMediaF
 
 
 def test_image_urls_are_fetched_checked_and_recorded_and_each_refusal_reported(
-    tmp_path: Path, archive: Path, image_server: _Server
+    tmp_path: Path, archive: Path, image_server: StaticServer
 ) -> None:
     media = tmp_path / "root" / "dwca" / "media"
     progress: list[int] = []
@@ -110,7 +80,7 @@ def test_image_urls_are_fetched_checked_and_recorded_and_each_refusal_reported(
     assert json.loads(json.dumps(found.to_json()))["refused_media"][0]["reason"] in {"image", "status", "host"}
 
 
-def test_a_rerun_fetches_nothing_already_fetched(tmp_path: Path, archive: Path, image_server: _Server) -> None:
+def test_a_rerun_fetches_nothing_already_fetched(tmp_path: Path, archive: Path, image_server: StaticServer) -> None:
     media = tmp_path / "media"
     read_dwca(archive, tmp_path / "first", _fetch_into(media))
     asked = len(image_server.asked)
@@ -121,7 +91,7 @@ def test_a_rerun_fetches_nothing_already_fetched(tmp_path: Path, archive: Path, 
 
 
 def test_a_killed_runs_torn_ledger_line_and_missing_files_are_fetched_again(
-    tmp_path: Path, archive: Path, image_server: _Server
+    tmp_path: Path, archive: Path, image_server: StaticServer
 ) -> None:
     media = tmp_path / "media"
     read_dwca(archive, tmp_path / "first", _fetch_into(media))
