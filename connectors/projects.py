@@ -34,9 +34,11 @@ class SpecimenTask:
     record: Mapping[str, str] = field(default_factory=dict)
 
 
-def _served_url(image: Path | str, document_root: Path) -> str:
+def _served_url(image: Path | str, document_root: Path | None) -> str:
     if isinstance(image, str):
         return image  # remote: Label Studio shows it, backends fetch it under PLANTAI_REMOTE_HOSTS
+    if document_root is None:
+        raise ProjectError(f"{image}: a local image needs Label Studio's document root (LOCAL_FILES_DOCUMENT_ROOT)")
     try:
         return local_files_url(image, document_root)
     except LocalFilesError as error:
@@ -70,7 +72,7 @@ def existing_catalog_numbers(client: Any, project: int) -> set[str]:
 
 
 def import_specimens(
-    client: Any, project: int, specimens: Iterable[SpecimenTask], document_root: Path
+    client: Any, project: int, specimens: Iterable[SpecimenTask], document_root: Path | None
 ) -> tuple[list[int], list[str]]:
     """Add one task per specimen not yet in the project; returns (new task ids, catalog numbers skipped)."""
     present = existing_catalog_numbers(client, project)

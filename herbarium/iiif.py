@@ -25,12 +25,16 @@ def is_image_request(url: str) -> bool:
     return _request_segments(url) is not None
 
 
-def sized_request(url: str, max_side: int) -> str | None:
-    """``url`` with its size asking for at most ``max_side`` pixels on each side; None when it is no request."""
+def sized_request(url: str, max_side: int, info: object = None) -> str | None:
+    """``url`` asking for at most ``max_side`` pixels a side (as the service's ``info`` allows); None for no request.
+
+    A level-0 service (static files) serves only the sizes its info.json lists: the smallest of them that
+    reaches ``max_side`` is asked, else the largest. Any other level scales as asked (``!s,s``).
+    """
     segments = _request_segments(url)
     if segments is None:
         return None
-    segments[-3] = f"!{max_side},{max_side}"
+    segments[-3] = size_parameter(info, max_side)
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/".join(segments)))
 
@@ -45,6 +49,30 @@ def info_url(url: str) -> str | None:
         return None
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/".join([*segments[:-4], "info.json"]), query="", fragment=""))
+
+
+def size_parameter(info: object, max_side: int) -> str:
+    """The size parameter for at most ``max_side`` a side from the service ``info`` describes (None: any level)."""
+    if not _is_level0(info):
+        return f"!{max_side},{max_side}"
+    assert isinstance(info, dict)
+    sizes = sorted(
+        (s["width"], s["height"])
+        for s in info.get("sizes") or []
+        if isinstance(s, dict) and isinstance(s.get("width"), int) and isinstance(s.get("height"), int)
+    )
+    if not sizes:
+        return "full" if "image/2" in str(info.get("@context", "")) else "max"
+    width, height = next(((w, h) for w, h in sizes if max(w, h) >= max_side), sizes[-1])
+    return f"{width},{height}"
+
+
+def _is_level0(info: object) -> bool:
+    if not isinstance(info, dict):
+        return False
+    profile = info.get("profile")
+    first = profile[0] if isinstance(profile, list) and profile else profile  # Image API 2: [uri, {...}]
+    return isinstance(first, str) and first.rstrip("/").removesuffix(".json").endswith("level0")
 
 
 class IIIFError(ValueError):
@@ -78,4 +106,4 @@ def _request_segments(url: str) -> list[str] | None:
     return segments
 
 
-__all__ = ["IIIFError", "full_size", "info_url", "is_image_request", "sized_request"]
+__all__ = ["IIIFError", "full_size", "info_url", "is_image_request", "size_parameter", "sized_request"]

@@ -144,8 +144,9 @@ class TaskImages:
         try:
             if max_side is None or info is None:
                 return read_image(self.remote.fetch(ref).data, max_side=max_side, name=ref)
-            width, height = full_size(json.loads(self.remote.fetch(info).data))
-            sized = sized_request(ref, max_side) or ref
+            service = json.loads(self.remote.fetch(info).data)
+            width, height = full_size(service)
+            sized = sized_request(ref, max_side, service) or ref
             picture = read_image(self.remote.fetch(sized).data, max_side=max_side, name=sized)
         except RemoteRefusedError as refusal:
             raise TaskImageError(str(refusal)) from None

@@ -22,7 +22,12 @@ from local_services.labelstudio import LABEL_STUDIO_VERSION, LabelStudioServer, 
 from local_services.process import free_loopback_port
 
 # Tiny models trained on generated sheets (cached in .cache/test-models) and real backend servers.
-pytest_plugins = ["tests.fixtures.trained_models", "tests.fixtures.backend_server", "tests.fixtures.static_files"]
+pytest_plugins = [
+    "tests.fixtures.trained_models",
+    "tests.fixtures.backend_server",
+    "tests.fixtures.static_files",
+    "tests.fixtures.iiif_reference",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = REPO_ROOT.parent / "shared" / "data" / "herbarium-samples"

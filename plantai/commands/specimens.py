@@ -254,7 +254,6 @@ def _import(
                 existing = existing_catalog_numbers(client, project)
                 present = [s.catalog_number for s in servable if s.catalog_number in existing]
             else:
-                assert document_root is not None
                 imported, present = import_specimens(client, project, servable, document_root)
             checked = True
         except Exception as exc:  # the SDK's errors carry Label Studio's message

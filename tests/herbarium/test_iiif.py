@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from herbarium.iiif import IIIFError, full_size, info_url, is_image_request, sized_request
+from herbarium.iiif import IIIFError, full_size, info_url, is_image_request, size_parameter, sized_request
 
 BASE = "https://iiif.herbarium.example/iiif/3/BM000521755"
 
@@ -57,3 +57,23 @@ def test_full_size_from_info_json() -> None:
     for bad in ({"width": 6000}, {"width": "6000", "height": 9000}, {"width": 0, "height": 1}, []):
         with pytest.raises(IIIFError, match="width and height"):
             full_size(bad)
+
+
+def test_a_level0_service_is_asked_one_of_the_sizes_it_lists() -> None:
+    info = {
+        "@context": "http://iiif.io/api/image/3/context.json",
+        "profile": "level0",
+        "width": 6000,
+        "height": 9000,
+        "sizes": [{"width": 1500, "height": 2250}, {"width": 375, "height": 563}, {"width": 750, "height": 1125}],
+    }
+    assert sized_request(f"{BASE}/full/max/0/default.jpg", 1024, info) == f"{BASE}/full/750,1125/0/default.jpg"
+    assert size_parameter(info, 2048) == "1500,2250"  # the largest there is
+    assert size_parameter({**info, "sizes": []}, 1024) == "max"
+    level2 = {
+        "@context": "http://iiif.io/api/image/2/context.json",
+        "profile": ["http://iiif.io/api/image/2/level0.json"],
+    }
+    assert size_parameter(level2, 1024) == "full"
+    assert size_parameter({"profile": "level1"}, 1024) == "!1024,1024"
+    assert size_parameter(None, 512) == "!512,512"
