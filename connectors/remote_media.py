@@ -21,9 +21,11 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from herbarium.imaging import ImageReadError, read_image
 from herbarium.remote import RemoteFetcher, RemoteRefusedError
 
 LEDGER = "fetched.jsonl"
+CHECK_SIDE = 256  # decoded this small to check a fetched image: JPEG decodes at 1/8 scale, reading every byte
 DEFAULT_WORKERS = 8  # parallel fetches: enough to hide latency, few enough not to hammer one server
 _SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "GIF": ".gif", "JPEG2000": ".jp2"}
 
@@ -130,9 +132,9 @@ def _fetch_one(url: str, folder: Path, fetcher: RemoteFetcher) -> FetchedMedia |
     try:
         with Image.open(io.BytesIO(fetched.data)) as image:
             kind = image.format or ""
-            image.verify()  # the structure, without decoding every pixel
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        return "image", f"{url}: not a readable image ({error.__class__.__name__}: {error})"
+        read_image(fetched.data, max_side=CHECK_SIDE, name=url)  # every byte decoded (a cut file fails), small
+    except (UnidentifiedImageError, OSError, ImageReadError) as error:
+        return "image", f"{url}: not a readable image ({error})"
     target = folder / f"{fetched.sha256}{_SUFFIXES.get(kind, '.img')}"
     if not target.is_file():
         partial = target.with_name(f".{target.name}.{threading.get_ident()}.part")

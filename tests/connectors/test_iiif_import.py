@@ -16,7 +16,7 @@ from tests.fixtures.static_files import StaticServer
 CANVASES = 20
 
 
-def _p3_manifest(base: str, name: str, canvases: int, per_canvas_numbers: bool) -> dict[str, Any]:
+def p3_manifest(base: str, name: str, canvases: int, per_canvas_numbers: bool) -> dict[str, Any]:
     """A Presentation 3 manifest whose canvases are painted by Image API 3 services."""
     items = []
     for i in range(canvases):
@@ -61,7 +61,7 @@ def _p3_manifest(base: str, name: str, canvases: int, per_canvas_numbers: bool) 
     }
 
 
-def _p2_manifest(base: str) -> dict[str, Any]:
+def p2_manifest(base: str) -> dict[str, Any]:
     return {
         "@context": "http://iiif.io/api/presentation/2/context.json",
         "@id": f"{base}/iiif/p2.json",
@@ -100,8 +100,8 @@ def iiif_host(tmp_path: Path, static_server: Callable[[Path], StaticServer]) -> 
     server = static_server(root)
     base = server.url
     documents = {
-        "batch.json": _p3_manifest(base, "batch", CANVASES, per_canvas_numbers=True),
-        "p2.json": _p2_manifest(base),
+        "batch.json": p3_manifest(base, "batch", CANVASES, per_canvas_numbers=True),
+        "p2.json": p2_manifest(base),
         "collection.json": {
             "@context": "http://iiif.io/api/presentation/3/context.json",
             "id": f"{base}/iiif/collection.json",
@@ -149,7 +149,7 @@ def test_a_manifests_canvases_without_their_own_number_are_told_apart(
     tmp_path: Path, static_server: Callable[[Path], StaticServer]
 ) -> None:
     server = static_server(tmp_path)
-    manifest = _p3_manifest(server.url, "specimen", 2, per_canvas_numbers=False)
+    manifest = p3_manifest(server.url, "specimen", 2, per_canvas_numbers=False)
     manifest["metadata"].append({"label": {"en": ["catalogNumber"]}, "value": {"none": ["E00001234"]}})
     (tmp_path / "iiif").mkdir()
     (tmp_path / "iiif" / "specimen.json").write_text(json.dumps(manifest), encoding="utf-8")

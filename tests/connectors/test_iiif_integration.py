@@ -21,7 +21,7 @@ from herbarium.synth import generate_sheet
 from local_services.labelstudio import LocalLabelStudio
 from ml_backends.connect import connect_backend, predict_all_tasks
 from plantai.cli import cli
-from tests.connectors.test_iiif_import import _p3_manifest
+from tests.connectors.test_iiif_import import p3_manifest
 from tests.fixtures.iiif_reference import IIIFService
 from tests.fixtures.static_files import StaticServer
 
@@ -48,7 +48,7 @@ def test_a_manifest_of_20_canvases_becomes_20_tasks_each_predicted_from_a_deriva
     images = iiif_service(masters)
     documents = tmp_path / "documents"
     (documents / "iiif").mkdir(parents=True)
-    manifest = _p3_manifest("", "batch", CANVASES, per_canvas_numbers=True)
+    manifest = p3_manifest("", "batch", CANVASES, per_canvas_numbers=True)
     text = json.dumps(manifest).replace('"/iiif/img/', f'"{images.url}/')  # the canvases' services
     (documents / "iiif" / "batch.json").write_text(text, encoding="utf-8")
     host = static_server(documents)

@@ -34,7 +34,7 @@ def image_server(tmp_path: Path, static_server: Callable[[Path], StaticServer]) 
     served.mkdir()
     for i in range(SHEETS):
         (served / f"UNB{i:03d}.jpg").write_bytes(_jpeg(40 + 20 * i))
-    (served / "UNB900.jpg").write_bytes(b"<html>not an image</html>")  # a broken link's error page
+    (served / "UNB900.jpg").write_bytes(_jpeg(0)[:300])  # cut short: it opens, but its pixels do not decode
     return static_server(served)
 
 
