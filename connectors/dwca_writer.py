@@ -48,6 +48,7 @@ MEASUREMENT_COLUMNS = (
     "measurementUnit",
     "measurementMethod",
     "measurementRemarks",
+    "measurementDeterminedBy",
 )
 
 
@@ -58,9 +59,10 @@ class Measurement:
     catalog_number: str
     measurement_type: str  # e.g. "phenology", "leaf count"
     value: str
-    method: str  # the model's name@version, or expert:<id>
+    method: str  # the model's name@version, or "expert review"
     unit: str = ""
     remarks: str = ""
+    determined_by: str = ""  # the expert who set or confirmed the value (empty: a model's, nobody checked it)
 
 
 def _meta_xml(core_columns: Sequence[str], with_measurements: bool = False) -> str:
@@ -157,7 +159,8 @@ def write_dwca(
             archive.writestr("multimedia.txt", _csv_text(media_rows))
             if measurements is not None:
                 rows = [["coreid", *MEASUREMENT_COLUMNS]] + [
-                    [m.catalog_number, m.measurement_type, m.value, m.unit, m.method, m.remarks] for m in measurements
+                    [m.catalog_number, m.measurement_type, m.value, m.unit, m.method, m.remarks, m.determined_by]
+                    for m in measurements
                 ]
                 archive.writestr("measurementorfact.txt", _csv_text(rows))
             for arcname, image in members:

@@ -4,7 +4,9 @@
   converters, never Label Studio's exporter (it merges tags and drops masks);
 * a Darwin Core Archive whose MeasurementOrFact rows give each trait and organ count with its
   method: the model's ``name@version``, or ``expert:<id>``; an expert's word wins over a model's;
-* cleaned images: the plant alone on white, non-vegetal elements removed, with the mask.
+* cleaned images: the plant alone on white, non-vegetal elements removed, with the mask;
+* W3C Web Annotations: a IIIF AnnotationPage per canvas, or DiSSCo openDS annotations
+  (:mod:`herbarium.labels.web_annotation`), one JSON file per specimen.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ from herbarium.labels import (
     SpecimenLabels,
 )
 from herbarium.labels.coco import as_coco
+from herbarium.labels.web_annotation import as_annotation_page, as_opends
 from herbarium.labels.yolo_dataset import TrainingDataset, export_detection
 from herbarium.taxonomy import ORGANS, PLANT, TRAITS, LabelSet, UnknownLabelError
 
 VALIDATED_STATES = frozenset({LabelState.VALIDATED, LabelState.CORRECTED})
+EXPERT_METHOD = "expert review"  # measurementMethod of a value an expert set or confirmed (determinedBy names them)
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,9 @@ def measurements(specimen: ExportSpecimen) -> list[Measurement]:
                     specimen.catalog_number,
                     trait,
                     label_set.resolve(label.label),
-                    method=label.source or "unknown",
+                    method=EXPERT_METHOD if label.is_expert else label.source or "unknown",
                     remarks=f"score {label.score:.3f}" if label.score is not None and not label.is_expert else "",
+                    determined_by=(label.source or "unknown expert") if label.is_expert else "",
                 )
             )
     organs = [
@@ -91,20 +96,75 @@ def measurements(specimen: ExportSpecimen) -> list[Measurement]:
     ]
     chosen = _preferred(organs)
     counts = Counter(ORGANS.resolve(label.label) for label in chosen)
-    methods = sorted({label.source or "unknown" for label in chosen})
+    experts = sorted({label.source or "unknown expert" for label in chosen if label.is_expert})
+    methods = [EXPERT_METHOD] if experts else sorted({label.source or "unknown" for label in chosen})
     for organ in ORGANS.classes:
         if counts[organ]:
             rows.append(
-                Measurement(specimen.catalog_number, f"{organ} count", str(counts[organ]), method=" | ".join(methods))
+                Measurement(
+                    specimen.catalog_number,
+                    f"{organ} count",
+                    str(counts[organ]),
+                    method=" | ".join(methods),
+                    determined_by=" | ".join(experts),
+                )
             )
     return rows
 
 
+def reproductive_condition(specimen: ExportSpecimen) -> str | None:
+    """Darwin Core's reproductiveCondition from the specimen's phenology (the expert's, else the model's)."""
+    phenology = TRAITS["phenology"]
+    values = [
+        label
+        for label in specimen.labels.labels
+        if isinstance(label, ClassificationLabel) and label.control == "phenology" and _resolves(phenology, label.label)
+    ]
+    chosen = _preferred(values)
+    return phenology.resolve(chosen[0].label) if chosen else None
+
+
 def export_dwca(specimens: Sequence[ExportSpecimen], out_zip: Path) -> Path:
-    """A Darwin Core Archive with images and MeasurementOrFact rows."""
-    tasks = [SpecimenTask(s.catalog_number, s.image, s.record) for s in specimens]
+    """A Darwin Core Archive with images, reproductiveCondition from the phenology, and MeasurementOrFact rows
+    (measurementMethod: the model's name@version or expert review; measurementDeterminedBy: the expert)."""
+    tasks = []
+    for specimen in specimens:
+        condition = reproductive_condition(specimen)
+        extra = {"reproductiveCondition": condition} if condition else {}
+        tasks.append(SpecimenTask(specimen.catalog_number, specimen.image, {**specimen.record, **extra}))
     rows = [row for specimen in specimens for row in measurements(specimen)]
     return write_dwca(tasks, out_zip, measurements=rows)
+
+
+@dataclass(frozen=True)
+class AnnotationExport:
+    folder: Path
+    files: int
+    annotations: int
+    left_out: int  # outlines and masks: neither form has a place for their pixels
+
+
+def export_annotations(specimens: Sequence[ExportSpecimen], out_dir: Path, form: str) -> AnnotationExport:
+    """``<catalogNumber>.json`` per specimen: a IIIF AnnotationPage (``form`` "iiif") or openDS annotations
+    ("opends"). The target is the canvas a IIIF import recorded (iiifCanvas), else the image itself."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    annotations = left_out = 0
+    for specimen in specimens:
+        image = specimen.record.get("associatedMedia") or Path(specimen.image).resolve().as_uri()
+        canvas = specimen.record.get("iiifCanvas") or image
+        document: Any
+        if form == "iiif":
+            document, skipped = as_annotation_page(specimen.labels, canvas, f"urn:plantai:{specimen.catalog_number}")
+            annotations += len(document["items"])
+        elif form == "opends":
+            document, skipped = as_opends(specimen.labels, image)
+            annotations += len(document)
+        else:
+            raise ValueError(f"annotation form: iiif or opends, not {form!r}")
+        left_out += skipped
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in specimen.catalog_number)
+        (out_dir / f"{name}.json").write_text(json.dumps(document, indent=1), encoding="utf-8")
+    return AnnotationExport(out_dir, len(specimens), annotations, left_out)
 
 
 def export_coco(specimens: Sequence[ExportSpecimen], out_json: Path, label_set: LabelSet) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-FORMATS = ("yolo", "coco", "dwca", "clean")
+FORMATS = ("yolo", "coco", "dwca", "clean", "iiif", "opends")
 
 
 @click.command()
@@ -32,6 +32,9 @@ def export(dataset: str, fmt: str, out: Path, label_set_name: str, review_state:
     dwca   a Darwin Core Archive: records, images, and MeasurementOrFact rows for traits and
            organ counts, each with its method (model name@version, or expert)
     clean  the plant alone on white, with its mask, for every specimen with a plant mask
+    iiif   a IIIF AnnotationPage per specimen's canvas (W3C Web Annotations, xywh in image pixels,
+           creator the model name@version or the expert)
+    opends DiSSCo openDS annotations per specimen (ac:hasROI fractions of the image)
 
     \b
     Example:
@@ -40,7 +43,14 @@ def export(dataset: str, fmt: str, out: Path, label_set_name: str, review_state:
     import fiftyone as fo
     from fiftyone import ViewField as F
 
-    from connectors.exports import clean_images, export_coco, export_dwca, export_yolo, specimens_from_samples
+    from connectors.exports import (
+        clean_images,
+        export_annotations,
+        export_coco,
+        export_dwca,
+        export_yolo,
+        specimens_from_samples,
+    )
     from herbarium.taxonomy import UnknownLabelError, label_set
 
     if not fo.dataset_exists(dataset):
@@ -58,6 +68,9 @@ def export(dataset: str, fmt: str, out: Path, label_set_name: str, review_state:
             result["cleaned"] = sum(1 for c in done if c.image is not None)
             result["skipped"] = {c.catalog_number: c.reason for c in done if c.reason}
             result["path"] = str(out)
+        elif fmt in ("iiif", "opends"):
+            written = export_annotations(specimens, out, fmt)
+            result.update(path=str(out), annotations=written.annotations, left_out=written.left_out)
         elif fmt == "coco":
             result["path"] = str(export_coco(specimens, out / "annotations.json", label_set(label_set_name)))
         else:

@@ -9,7 +9,15 @@ import pytest
 from dwca.read import DwCAReader
 from PIL import Image
 
-from connectors.exports import ExportSpecimen, clean_images, export_coco, export_dwca, export_yolo, measurements
+from connectors.exports import (
+    ExportSpecimen,
+    clean_images,
+    export_annotations,
+    export_coco,
+    export_dwca,
+    export_yolo,
+    measurements,
+)
 from herbarium.labels import BoxLabel, ClassificationLabel, LabelState
 from herbarium.labels.yolo import from_yolo_detect
 from herbarium.synth import generate_sheet
@@ -38,8 +46,9 @@ def test_expert_traits_and_counts_win_over_the_models(specimen: ExportSpecimen) 
     expert = ClassificationLabel(label=wrong, control="phenology", source="expert:4", state=LabelState.CORRECTED)
     mixed = replace(model, labels=model.labels.with_labels([*model.labels.labels, expert]))
     rows = {row.measurement_type: row for row in measurements(mixed)}
-    assert (rows["phenology"].value, rows["phenology"].method) == (wrong, "expert:4")
-    assert rows["leaf_margin"].method == "organs@1.0.0"
+    phenology = rows["phenology"]
+    assert (phenology.value, phenology.method, phenology.determined_by) == (wrong, "expert review", "expert:4")
+    assert (rows["leaf_margin"].method, rows["leaf_margin"].determined_by) == ("organs@1.0.0", "")  # nobody checked it
     leaves = sum(1 for b in specimen.labels.boxes if b.label == "leaf")
     assert rows["leaf count"].value == str(leaves)
 
@@ -56,9 +65,13 @@ def test_darwin_core_archive_carries_measurements(specimen: ExportSpecimen, tmp_
         [row] = list(reader)
         assert row.data["http://rs.tdwg.org/dwc/terms/catalogNumber"] == specimen.catalog_number
         facts = [e.data for e in row.extensions if e.rowtype == "http://rs.tdwg.org/dwc/terms/MeasurementOrFact"]
+    phenology = next(c.label for c in specimen.labels.classifications if c.control == "phenology")
+    assert row.data["http://rs.tdwg.org/dwc/terms/reproductiveCondition"] == phenology
     types = {f["http://rs.tdwg.org/dwc/terms/measurementType"] for f in facts}
     assert {"phenology", "leaf_margin", "leaf count"} <= types
-    assert {f["http://rs.tdwg.org/dwc/terms/measurementMethod"] for f in facts} == {"synthetic"}
+    # The generated sheets' truth stands for an expert's word: its source is who determined it.
+    assert {f["http://rs.tdwg.org/dwc/terms/measurementMethod"] for f in facts} == {"expert review"}
+    assert {f["http://rs.tdwg.org/dwc/terms/measurementDeterminedBy"] for f in facts} == {"synthetic"}
 
 
 def test_coco_and_yolo_keep_only_validated_labels(specimen: ExportSpecimen, tmp_path: Path) -> None:
@@ -96,3 +109,16 @@ def test_no_mask_no_cleaned_image(specimen: ExportSpecimen, tmp_path: Path) -> N
     boxes_only = replace(specimen, labels=specimen.labels.with_labels(specimen.labels.boxes))
     [done] = clean_images([boxes_only], tmp_path / "clean")
     assert done.reason == "no plant mask"
+
+
+def test_web_annotation_exports_write_one_file_per_specimen(specimen: ExportSpecimen, tmp_path: Path) -> None:
+    iiif = export_annotations([specimen], tmp_path / "iiif", "iiif")
+    page = json.loads((tmp_path / "iiif" / f"{specimen.catalog_number}.json").read_text())
+    assert (page["type"], len(page["items"])) == ("AnnotationPage", iiif.annotations)
+    boxes_and_traits = len(specimen.labels.boxes) + len(specimen.labels.classifications)
+    assert iiif.annotations == boxes_and_traits
+    assert iiif.left_out == len(specimen.labels.labels) - boxes_and_traits
+    opends = export_annotations([specimen], tmp_path / "opends", "opends")
+    assert opends.annotations == iiif.annotations
+    with pytest.raises(ValueError, match="iiif or opends"):
+        export_annotations([specimen], tmp_path / "x", "w3c")

@@ -82,6 +82,14 @@ def test_dwca_and_cleaned_images(synced_like_dataset: str, tmp_path: Path) -> No
     assert cleaned["cleaned"] == 3
 
 
+def test_web_annotation_exports(synced_like_dataset: str, tmp_path: Path) -> None:
+    for form in ("iiif", "opends"):
+        report = _run("--dataset", synced_like_dataset, "--format", form, "--out", str(tmp_path / form))
+        files = sorted((tmp_path / form).glob("*.json"))
+        assert len(files) == report["specimens"] == 3
+        assert report["annotations"] > 0
+
+
 def test_unknown_dataset_is_a_clear_error(fiftyone_db: Any) -> None:
     result = CliRunner().invoke(cli, ["export", "--dataset", "nope", "--format", "coco", "--out", "x"])
     assert result.exit_code != 0
