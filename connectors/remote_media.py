@@ -103,21 +103,17 @@ def fetch_media(
         result.fetched[url] = earlier[url]
         result.from_earlier_runs += 1
     todo = [url for url in wanted if url not in earlier]
-    lock = threading.Lock()
-    done = 0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {pool.submit(_fetch_one, url, folder, fetcher): url for url in todo}
-        for future in as_completed(futures):
+        for done, future in enumerate(as_completed(futures), start=1):  # here, in this thread: one ledger writer
             url = futures[future]
             outcome = future.result()
-            with lock:
-                if isinstance(outcome, FetchedMedia):
-                    result.fetched[url] = outcome
-                    _append_ledger(folder, outcome)
-                else:
-                    reason, message = outcome
-                    result.refused += [RefusedMedia(url, r.where, reason, message) for r in wanted[url]]
-                done += 1
+            if isinstance(outcome, FetchedMedia):
+                result.fetched[url] = outcome
+                _append_ledger(folder, outcome)
+            else:
+                reason, message = outcome
+                result.refused += [RefusedMedia(url, r.where, reason, message) for r in wanted[url]]
             if on_done is not None:
                 on_done(done, len(todo))
     result.refused.sort(key=lambda refused: refused.where)
