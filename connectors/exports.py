@@ -23,6 +23,7 @@ from PIL import Image
 
 from connectors.dwca_writer import Measurement, write_dwca
 from connectors.projects import SpecimenTask
+from connectors.remote_media import ASSOCIATED_MEDIA
 from herbarium.imaging import read_image
 from herbarium.labels import (
     EXPERT_STATES,
@@ -150,7 +151,7 @@ def export_annotations(specimens: Sequence[ExportSpecimen], out_dir: Path, form:
     out_dir.mkdir(parents=True, exist_ok=True)
     annotations = left_out = 0
     for specimen in specimens:
-        image = specimen.record.get("associatedMedia") or Path(specimen.image).resolve().as_uri()
+        image = specimen.record.get(ASSOCIATED_MEDIA) or Path(specimen.image).resolve().as_uri()
         canvas = specimen.record.get("iiifCanvas") or image
         document: Any
         if form == "iiif":

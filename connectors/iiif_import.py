@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from connectors.projects import CATALOG_NUMBER_KEY, SpecimenTask
-from connectors.remote_media import RefusedMedia
+from connectors.remote_media import ASSOCIATED_MEDIA, RefusedMedia
 from connectors.specimens import SpecimenImport, catalog_key
 from herbarium.remote import RemoteFetcher, RemoteRefusedError
 
@@ -87,7 +87,7 @@ def _add(found: SpecimenImport, seen: dict[str, str], canvas: Canvas) -> None:
         found.duplicate_catalog_numbers.append(number)
         return
     seen[key] = number
-    record = {**canvas.metadata, CATALOG_NUMBER_KEY: number, "associatedMedia": canvas.image}
+    record = {**canvas.metadata, CATALOG_NUMBER_KEY: number, ASSOCIATED_MEDIA: canvas.image}
     record["iiifCanvas"] = canvas.canvas_id
     if canvas.manifest_id:
         record["iiifManifest"] = canvas.manifest_id

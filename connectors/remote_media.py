@@ -25,6 +25,7 @@ from herbarium.imaging import ImageReadError, read_image
 from herbarium.remote import RemoteFetcher, RemoteRefusedError
 
 LEDGER = "fetched.jsonl"
+ASSOCIATED_MEDIA = "associatedMedia"  # Darwin Core's term for a record's media URLs
 CHECK_SIDE = 256  # decoded this small to check a fetched image: JPEG decodes at 1/8 scale, reading every byte
 DEFAULT_WORKERS = 8  # parallel fetches: enough to hide latency, few enough not to hammer one server
 _SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "GIF": ".gif", "JPEG2000": ".jp2"}
@@ -149,10 +150,11 @@ def _append_ledger(folder: Path, media: FetchedMedia) -> None:
 
 def source_fields(media: Iterable[FetchedMedia]) -> dict[Path, dict[str, str]]:
     """Each fetched file's record fields: where it came from (Darwin Core's associatedMedia) and its sha256."""
-    return {m.path: {"associatedMedia": m.url, "imageSha256": m.sha256} for m in media}
+    return {m.path: {ASSOCIATED_MEDIA: m.url, "imageSha256": m.sha256} for m in media}
 
 
 __all__ = [
+    "ASSOCIATED_MEDIA",
     "DEFAULT_WORKERS",
     "LEDGER",
     "FetchedMedia",

@@ -34,7 +34,7 @@ from xml.etree import ElementTree as ET
 import zxingcpp
 
 from connectors.projects import CATALOG_NUMBER_KEY, SpecimenTask
-from connectors.remote_media import MediaFetch, MediaRequest, RefusedMedia, source_fields
+from connectors.remote_media import ASSOCIATED_MEDIA, MediaFetch, MediaRequest, RefusedMedia, source_fields
 from herbarium.imaging import ImageReadError, oriented_size, read_image
 from herbarium.synth import DARWIN_CORE_TERMS
 
@@ -639,7 +639,11 @@ def _read_archive(reader: Any, source: Path, root: Path, fetch_remote: RemoteMed
         for p in root.rglob("*")
         if p.is_file() and _is_image(p) and p.resolve() not in named and not p.name.startswith(".")
     )
-    found = _join(records, linked, [*orphans, *loose], [])
+    return _with_fetched(_join(records, linked, [*orphans, *loose], []), fetched)
+
+
+def _with_fetched(found: SpecimenImport, fetched: MediaFetch) -> SpecimenImport:
+    """``found`` with each fetched image's origin in its record, and the fetch's figures and refusals."""
     origins = source_fields(fetched.fetched.values())
     found.specimens = [
         replace(s, record={**s.record, **origins[s.image]}) if s.image in origins else s for s in found.specimens
@@ -647,3 +651,17 @@ def _read_archive(reader: Any, source: Path, root: Path, fetch_remote: RemoteMed
     found.refused_media = fetched.refused
     found.fetched_media, found.fetched_earlier = len(fetched.fetched), fetched.from_earlier_runs
     return found
+
+
+def read_url_csv(dwc_csv: str | Path, fetch_remote: RemoteMediaFetch) -> SpecimenImport:
+    """Records of a Darwin Core CSV whose ``associatedMedia`` column gives each specimen's image URL (the
+    first of several, ``|``-separated, as Darwin Core lists them), fetched by ``fetch_remote``."""
+    records = read_records_csv(dwc_csv)
+    requests = []
+    for key, record in records.by_key.items():
+        urls = [url.strip() for url in record.get(ASSOCIATED_MEDIA, "").split("|") if url.strip()]
+        if urls:
+            requests.append(MediaRequest(key, urls[0], f"{Path(dwc_csv).name}, {record[CATALOG_NUMBER_KEY]}"))
+    fetched = fetch_remote(requests) if requests else MediaFetch()
+    linked = {r.key: [fetched.fetched[r.url].path] for r in requests if r.url in fetched.fetched}
+    return _with_fetched(_join(records, linked, [], []), fetched)

@@ -69,7 +69,8 @@ def import_(
     """Import the specimens of SOURCE into a Label Studio project, one task per catalog number.
 
     SOURCE is a folder of images (with --records, a Darwin Core CSV), a Darwin Core Archive
-    (.zip; its multimedia extension names the images), a IIIF Presentation manifest or collection
+    (.zip; its multimedia extension names the images), a Darwin Core CSV whose associatedMedia
+    column gives image URLs, a IIIF Presentation manifest or collection
     (its URL, or a .json file), or a .txt list of IIIF Image API services (one URL a line): their
     canvases become tasks whose images stay on the IIIF server, shown by Label Studio and read by
     the backends at the size they need (PLANTAI_REMOTE_HOSTS must list the server).
@@ -77,10 +78,10 @@ def import_(
     catalogNumber joins images to records: an image named after its catalog number, else the
     barcode read on the sheet (IIIF: the metadata's catalog number or barcode). Images must be
     under Label Studio's document root, with a local storage of the project covering them
-    (an archive is extracted there). Image URLs in an archive's multimedia extension are fetched
-    from the hosts on PLANTAI_REMOTE_HOSTS (in parallel, with a progress bar; a rerun fetches only
-    what it lacks), each recorded with its source URL (associatedMedia) and sha256; every URL not
-    fetched is reported with the reason.
+    (an archive is extracted there). Image URLs (an archive's multimedia rows, a CSV's
+    associatedMedia) are fetched from the hosts on PLANTAI_REMOTE_HOSTS (in parallel, with a
+    progress bar; a rerun fetches only what it lacks), each recorded with its source URL
+    (associatedMedia) and sha256; every URL not fetched is reported with the reason.
 
     Unmatched images and records, duplicate catalog numbers, unreadable images and columns that
     are not Darwin Core terms are reported, never dropped silently. Specimens already in the
@@ -139,13 +140,22 @@ def _read_local_source(
 ) -> SpecimenImport:
     """A folder with its records, or a Darwin Core Archive (extracted to ``extract_to``, else under the
     document root); ``fetching``: (--media-into, --workers, quiet) to fetch an archive's image URLs."""
-    from connectors.specimens import read_dwca, read_folder
+    from connectors.remote_media import MediaFetch
+    from connectors.specimens import read_dwca, read_folder, read_url_csv
 
     if not source.exists():
         raise click.BadParameter(f"{source}: no such file or folder", param_hint="SOURCE")
+    if source.is_file() and source.suffix.lower() == ".csv":  # records whose associatedMedia are image URLs
+        if records is not None:
+            raise click.UsageError("--records goes with a folder of images; SOURCE is already the records")
+        if fetching is None:
+            return read_url_csv(source, lambda requests: MediaFetch())  # a dry run fetches nothing
+        media_into, workers, quiet = fetching
+        folder = media_into or (extract_to or _default_folder(document_root, source.stem)) / "media"
+        return read_url_csv(source, _media_fetcher(folder, workers, quiet))
     is_archive = source.is_file() or (source.is_dir() and records is None and (source / "meta.xml").is_file())
     if source.is_file() and not source.name.lower().endswith(ARCHIVE_SUFFIXES):
-        raise click.UsageError(f"{source}: expected a folder of images or a Darwin Core Archive (.zip)")
+        raise click.UsageError(f"{source}: expected a folder of images, a Darwin Core Archive (.zip) or a CSV")
     if is_archive and records is not None:
         raise click.UsageError("--records goes with a folder of images; an archive carries its own records")
     if not is_archive:
@@ -154,14 +164,18 @@ def _read_local_source(
         return read_folder(source, records)
     if source.is_dir():
         return read_dwca(source, source)
-    if extract_to is None:
-        assert document_root is not None  # checked by the caller unless a dry run gave a scratch folder
-        extract_to = document_root / _archive_stem(source)
+    extract_to = extract_to or _default_folder(document_root, _archive_stem(source))
     fetch = None
     if fetching is not None:
         media_into, workers, quiet = fetching
         fetch = _media_fetcher(media_into or extract_to / "media", workers, quiet)
     return read_dwca(source, extract_to, fetch)
+
+
+def _default_folder(document_root: Path | None, name: str) -> Path:
+    """Where a source's files go when no folder is given: DOCUMENT_ROOT/<name>."""
+    assert document_root is not None  # checked by the caller unless a dry run gave a scratch folder
+    return document_root / name
 
 
 def _read_iiif_source(source: str) -> SpecimenImport:

@@ -15,7 +15,7 @@ from PIL import Image
 from connectors.dwca_writer import write_dwca
 from connectors.projects import SpecimenTask
 from connectors.remote_media import LEDGER, MediaFetch, MediaRequest, fetch_media, read_ledger
-from connectors.specimens import RemoteMediaFetch, read_dwca
+from connectors.specimens import RemoteMediaFetch, read_dwca, read_url_csv
 from herbarium.remote import RemoteFetcher, RemotePolicy
 from tests.fixtures.static_files import StaticServer
 
@@ -109,3 +109,20 @@ def test_without_a_fetcher_image_urls_are_warned_about_not_fetched(tmp_path: Pat
     found = read_dwca(archive, tmp_path / "dwca")
     assert found.specimens == []
     assert sum("a remote URL (not downloaded)" in w for w in found.warnings) == SHEETS + 3
+
+
+def test_a_csv_whose_associated_media_are_urls(tmp_path: Path, image_server: StaticServer) -> None:
+    rows = [
+        "catalogNumber,scientificName,associatedMedia",
+        f"UNB000,Viola sororia,{image_server.url}/UNB000.jpg | {image_server.url}/UNB001.jpg",  # the first is the sheet
+        f"UNB002,Viola sororia,{image_server.url}/UNB002.jpg",
+        f"UNB901,Viola sororia,{image_server.url}/UNB901.jpg",  # 404
+        "UNB903,Viola sororia,",  # no image named
+    ]
+    (tmp_path / "occurrence.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    found = read_url_csv(tmp_path / "occurrence.csv", _fetch_into(tmp_path / "media"))
+    assert [s.catalog_number for s in found.specimens] == ["UNB000", "UNB002"]
+    assert found.specimens[0].record["imageSha256"] == hashlib.sha256(found.specimens[0].image.read_bytes()).hexdigest()
+    assert [(r.where, r.reason) for r in found.refused_media] == [("occurrence.csv, UNB901", "status")]
+    assert sorted(found.unmatched_records) == ["UNB901", "UNB903"]
+    assert sorted(image_server.asked) == ["/UNB000.jpg", "/UNB002.jpg", "/UNB901.jpg"]  # one URL a record
