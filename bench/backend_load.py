@@ -14,8 +14,8 @@ After ``--kill-after`` of the calls one gunicorn worker is SIGKILLed. The kill w
 until the replacement the master forks answers a ``/health`` probe (psutil: it holds the probe's
 connection). A call overlapping the window that gets no answer or a 5xx is killed; any other 5xx is an
 error. A call that gets no answer on the connection whose previous call got 413 for its body's size is
-counted apart (reset_after_413) and as unexpected: the 413 for a body's size says ``Connection: close``
-(the unread body leaves the connection unusable), so a client must not lose its next call there. RSS of the
+counted apart (reset_after_413) and as unexpected: the backend reads and drops a refused body of up to
+16 MiB, so the connection stays usable and a client must not lose its next call there. RSS of the
 master and its workers is sampled every 0.2 s. Baselines from the same run: one client's rate of good calls
 before the load, and the RSS once every worker is warm. Last line:
 ``RESULT requests=<n> errors_5xx=<e> peak_rss_mb=<m> killed=<k> ...``; exit status 1 if the server does not

@@ -38,7 +38,7 @@ from herbarium.remote import RemoteFetcher, RemotePolicy  # noqa: E402
 from herbarium.synth import generate_sheet  # noqa: E402
 from ml_backends.task_images import TaskImages  # noqa: E402
 from plantai.cli import cli  # noqa: E402
-from tests.connectors.test_iiif_import import p3_manifest  # noqa: E402
+from tests.fixtures.iiif_manifests import p3_manifest  # noqa: E402
 from tests.fixtures.iiif_reference import IIIFService  # noqa: E402
 from tests.fixtures.static_files import StaticServer  # noqa: E402
 

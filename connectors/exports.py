@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 from PIL import Image
@@ -150,12 +151,14 @@ def export_annotations(specimens: Sequence[ExportSpecimen], out_dir: Path, form:
     ("opends"). The target is the canvas a IIIF import recorded (iiifCanvas), else the image itself."""
     out_dir.mkdir(parents=True, exist_ok=True)
     annotations = left_out = 0
+    names: set[str] = set()
     for specimen in specimens:
         image = specimen.record.get(ASSOCIATED_MEDIA) or Path(specimen.image).resolve().as_uri()
         canvas = specimen.record.get("iiifCanvas") or image
         document: Any
         if form == "iiif":
-            document, skipped = as_annotation_page(specimen.labels, canvas, f"urn:plantai:{specimen.catalog_number}")
+            page = f"urn:plantai:{quote(specimen.catalog_number, safe='')}"
+            document, skipped = as_annotation_page(specimen.labels, canvas, page)
             annotations += len(document["items"])
         elif form == "opends":
             document, skipped = as_opends(specimen.labels, image)
@@ -163,7 +166,12 @@ def export_annotations(specimens: Sequence[ExportSpecimen], out_dir: Path, form:
         else:
             raise ValueError(f"annotation form: iiif or opends, not {form!r}")
         left_out += skipped
-        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in specimen.catalog_number)
+        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in specimen.catalog_number)
+        name, copy = stem, 1
+        while name in names:  # "A/1" and "A_1" both read A_1: the second gets A_1-2
+            copy += 1
+            name = f"{stem}-{copy}"
+        names.add(name)
         (out_dir / f"{name}.json").write_text(json.dumps(document, indent=1), encoding="utf-8")
     return AnnotationExport(out_dir, len(specimens), annotations, left_out)
 

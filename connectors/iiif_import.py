@@ -94,9 +94,13 @@ def _add(found: SpecimenImport, seen: dict[str, str], canvas: Canvas) -> None:
     found.specimens.append(SpecimenTask(number, canvas.image, record))
 
 
+def _is_catalog_label(label: str) -> bool:
+    return re.sub(r"[^a-z]", "", label.lower()) in CATALOG_LABELS
+
+
 def _catalog_number(canvas: Canvas) -> str:
     for label, value in canvas.metadata.items():
-        if re.sub(r"[^a-z]", "", label.lower()) in CATALOG_LABELS and value.strip():
+        if _is_catalog_label(label) and value.strip():
             return value.strip()
     return canvas.label.strip() or canvas.canvas_id
 
@@ -141,9 +145,9 @@ def _canvases(url: str, load: LoadJson, found: SpecimenImport, depth: int, visit
             continue
         own = _metadata(_dict(canvas))
         label = _text(_dict(canvas).get("label"))
-        if len(canvases) > 1 and not any(re.sub(r"[^a-z]", "", k.lower()) in CATALOG_LABELS for k in own):
+        if len(canvases) > 1 and not any(_is_catalog_label(k) for k in own):
             # The manifest's catalog number names the specimen, not each of its canvases.
-            shared = {k: v for k, v in metadata.items() if re.sub(r"[^a-z]", "", k.lower()) not in CATALOG_LABELS}
+            shared = {k: v for k, v in metadata.items() if not _is_catalog_label(k)}
             yield Canvas(canvas_id, manifest_id, image, label or f"{manifest_id}#{position}", {**shared, **own})
         else:
             yield Canvas(canvas_id, manifest_id, image, label, {**metadata, **own})

@@ -10,7 +10,6 @@ could not be had is reported with the rule or reason, per record: none is droppe
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import threading
@@ -19,8 +18,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from herbarium.imaging import ImageReadError, read_image
 from herbarium.remote import RemoteFetcher, RemoteRefusedError
 
@@ -28,7 +25,9 @@ LEDGER = "fetched.jsonl"
 ASSOCIATED_MEDIA = "associatedMedia"  # Darwin Core's term for a record's media URLs
 CHECK_SIDE = 256  # decoded this small to check a fetched image: JPEG decodes at 1/8 scale, reading every byte
 DEFAULT_WORKERS = 8  # parallel fetches: enough to hide latency, few enough not to hammer one server
-_SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "GIF": ".gif", "JPEG2000": ".jp2"}
+# File suffixes by the first bytes (what a fetched file is, whatever its URL or Content-Type says).
+_MAGIC = ((b"\xff\xd8", ".jpg"), (b"\x89PNG", ".png"), (b"II*\x00", ".tif"), (b"MM\x00*", ".tif"), (b"GIF8", ".gif"),
+          (b"\x00\x00\x00\x0cjP", ".jp2"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class FetchedMedia:
 
 @dataclass(frozen=True)
 class RefusedMedia:
-    """A URL not fetched: ``reason`` is the remote rule refused (scheme, host, address, ...) or ``image``."""
+    """A URL not fetched: ``reason`` is the remote rule refused (scheme, host, address, ...), ``image`` or ``error``."""
 
     url: str
     where: str
@@ -104,7 +103,8 @@ def fetch_media(
         result.fetched[url] = earlier[url]
         result.from_earlier_runs += 1
     todo = [url for url in wanted if url not in earlier]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
         futures = {pool.submit(_fetch_one, url, folder, fetcher): url for url in todo}
         for done, future in enumerate(as_completed(futures), start=1):  # here, in this thread: one ledger writer
             url = futures[future]
@@ -117,27 +117,36 @@ def fetch_media(
                 result.refused += [RefusedMedia(url, r.where, reason, message) for r in wanted[url]]
             if on_done is not None:
                 on_done(done, len(todo))
+    finally:  # interrupted: what is queued is dropped, not fetched unrecorded
+        pool.shutdown(wait=True, cancel_futures=True)
     result.refused.sort(key=lambda refused: refused.where)
     return result
 
 
 def _fetch_one(url: str, folder: Path, fetcher: RemoteFetcher) -> FetchedMedia | tuple[str, str]:
+    """The URL's file, or (reason, message): one URL's trouble never ends the run."""
     try:
         fetched = fetcher.fetch(url)
     except RemoteRefusedError as refusal:
         return refusal.reason, str(refusal)
+    except Exception as error:
+        return "error", f"{url}: {error.__class__.__name__}: {error}"
     try:
-        with Image.open(io.BytesIO(fetched.data)) as image:
-            kind = image.format or ""
         read_image(fetched.data, max_side=CHECK_SIDE, name=url)  # every byte decoded (a cut file fails), small
-    except (UnidentifiedImageError, OSError, ImageReadError) as error:
-        return "image", f"{url}: not a readable image ({error})"
-    target = folder / f"{fetched.sha256}{_SUFFIXES.get(kind, '.img')}"
+    except ImageReadError as error:
+        return "image", f"not a readable image ({error})"  # the error names the URL
+    target = folder / f"{fetched.sha256}{_suffix(fetched.data)}"
     if not target.is_file():
         partial = target.with_name(f".{target.name}.{threading.get_ident()}.part")
         partial.write_bytes(fetched.data)
         os.replace(partial, target)  # whole or absent: a killed run leaves no half image under its name
     return FetchedMedia(url, target, fetched.sha256)
+
+
+def _suffix(data: bytes) -> str:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    return next((suffix for magic, suffix in _MAGIC if data.startswith(magic)), ".img")
 
 
 def _append_ledger(folder: Path, media: FetchedMedia) -> None:

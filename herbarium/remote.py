@@ -38,10 +38,13 @@ import urllib3
 from herbarium.settings import setting
 
 MAX_REDIRECTS = 5
+POOL_CONNECTIONS = 16  # kept open per address: as many as parallel fetches to one server
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
+_DNS_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _HOST_PATTERN = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 _REASONS = frozenset({"scheme", "host", "address", "redirect", "size", "time", "status", "network"})
 
@@ -66,7 +69,37 @@ def system_resolver(host: str, port: int) -> list[str]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
         raise RemoteRefusedError("network", f"{host}: no address ({error})") from None
-    return sorted({str(info[4][0]) for info in infos})
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))  # the resolver's order: its preference
+
+
+def _plain_host(hostname: str) -> str:
+    """``hostname`` as an address or an ASCII DNS name (IDNA), lower case; "" for anything else.
+
+    What the resolver is given must be exactly what the allow-list matched: a NUL or other stray character
+    (``attacker.example\x00.listed.example``) would be cut or read differently by the resolver.
+    """
+    if _address(hostname) is not None:
+        return hostname
+    try:
+        ascii_name = hostname.encode("idna").decode("ascii").lower().rstrip(".")
+    except UnicodeError:
+        return ""
+    return ascii_name if _DNS_NAME.fullmatch(ascii_name) else ""
+
+
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, NAT64, Teredo), whose reach is what counts."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
 
 def _address(text: str) -> IPAddress | None:
@@ -120,8 +153,8 @@ class RemotePolicy:
         return cls.parse(setting("PLANTAI_REMOTE_HOSTS") or "", max_bytes=max_bytes, seconds=seconds)
 
     def covers(self, address: IPAddress) -> bool:
-        mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-        return any(address in network or (mapped is not None and mapped in network) for network in self.networks)
+        embedded = _embedded_ipv4(address)
+        return any(address in network or (embedded is not None and embedded in network) for network in self.networks)
 
     def lists_host(self, host: str) -> bool:
         address = _address(host)
@@ -131,23 +164,24 @@ class RemotePolicy:
 
     def target(self, url: str) -> tuple[str, str, int]:
         """(scheme, host, port) of ``url`` when its scheme and host are allowed; else a refusal."""
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
+        try:
+            parts = urlsplit(url)
+            scheme = parts.scheme.lower()
+            port = parts.port or (443 if scheme == "https" else 80)
+            hostname = parts.hostname or ""
+        except ValueError as error:  # a bracket left open, a port that is no number
+            raise RemoteRefusedError("host", f"{url!r}: not a valid URL ({error})") from None
         if scheme not in ("http", "https"):
             raise RemoteRefusedError("scheme", f"{url}: only http and https are fetched")
-        try:
-            port = parts.port or (443 if scheme == "https" else 80)
-        except ValueError:
-            raise RemoteRefusedError("host", f"{url}: not a valid port") from None
-        host = (parts.hostname or "").lower()
+        host = _plain_host(hostname)
         if not host:
-            raise RemoteRefusedError("host", f"{url}: no host")
+            raise RemoteRefusedError("host", f"{url!r}: no host, or one that is neither a DNS name nor an address")
         if not self.lists_host(host):
             raise RemoteRefusedError("host", f"{url}: {host} is not on PLANTAI_REMOTE_HOSTS")
         return scheme, host, port
 
-    def checked_address(self, host: str, port: int) -> str:
-        """The address to connect to: every answer for ``host`` public or listed, else a refusal."""
+    def checked_addresses(self, host: str, port: int) -> list[str]:
+        """The addresses to connect to, in the resolver's order: every answer public or listed, else a refusal."""
         literal = _address(host)
         answers = [str(literal)] if literal is not None else self.resolver(host, port)
         if not answers:
@@ -156,15 +190,28 @@ class RemotePolicy:
             address = _address(answer)
             if address is None:
                 raise RemoteRefusedError("address", f"{host}: resolver gave {answer!r}, not an address")
-            mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-            public = address.is_global and (mapped is None or mapped.is_global)
+            embedded = _embedded_ipv4(address)
+            public = address.is_global and (embedded is None or embedded.is_global)
             if not public and not self.covers(address):
                 raise RemoteRefusedError(
                     "address",
                     f"{host} resolves to {address}, a private, loopback or link-local address that no "
                     "PLANTAI_REMOTE_HOSTS address or network covers",
                 )
-        return answers[0]
+        return answers
+
+    def redirect_target(self, current: str, location: str | None) -> str:
+        """Where a redirect from ``current`` leads, when the rules allow it; else a ``redirect`` refusal."""
+        if not location:
+            raise RemoteRefusedError("status", f"{current}: a redirect without a Location")
+        try:
+            target = urljoin(current, location)
+            self.target(target)
+        except (RemoteRefusedError, ValueError) as refusal:
+            raise RemoteRefusedError("redirect", f"{current} redirects to {location!r}: {refusal}") from None
+        if current.lower().startswith("https:") and not target.lower().startswith("https:"):
+            raise RemoteRefusedError("redirect", f"{current} redirects to {target}: from https to http")
+        return target
 
 
 @dataclass(frozen=True)
@@ -192,11 +239,10 @@ class RemoteFetcher:
         current = url
         for _ in range(MAX_REDIRECTS + 1):
             scheme, host, port = self.policy.target(current)
-            address = self.policy.checked_address(host, port)
-            response = self._get(scheme, host, port, address, current, headers or {}, deadline)
+            response = self._get(scheme, host, port, current, headers or {}, deadline)
             try:
                 if response.status in REDIRECT_STATUSES:
-                    current = self._redirect_target(current, response.headers.get("Location"))
+                    current = self.policy.redirect_target(current, response.headers.get("Location"))
                     continue
                 if response.status != 200:
                     raise RemoteRefusedError("status", f"{current}: the server answered {response.status}")
@@ -212,17 +258,20 @@ class RemoteFetcher:
     def _too_slow(self, url: str) -> RemoteRefusedError:
         return RemoteRefusedError("time", f"{url}: over {self.policy.seconds:g} s (PLANTAI_REMOTE_SECONDS)")
 
-    def _redirect_target(self, current: str, location: str | None) -> str:
-        if not location:
-            raise RemoteRefusedError("status", f"{current}: a redirect without a Location")
-        target = urljoin(current, location)
-        try:
-            self.policy.target(target)
-        except RemoteRefusedError as refusal:
-            raise RemoteRefusedError("redirect", f"{current} redirects to {target}: {refusal}") from None
-        return target
-
     def _get(
+        self, scheme: str, host: str, port: int, url: str, headers: Mapping[str, str], deadline: float
+    ) -> urllib3.BaseHTTPResponse:
+        """The answer from the first checked address of ``host`` that takes the connection."""
+        addresses = self.policy.checked_addresses(host, port)
+        for address in addresses[:-1]:
+            try:
+                return self._get_from(scheme, host, port, address, url, headers, deadline)
+            except RemoteRefusedError as refusal:
+                if refusal.reason != "network":
+                    raise
+        return self._get_from(scheme, host, port, addresses[-1], url, headers, deadline)
+
+    def _get_from(
         self,
         scheme: str,
         host: str,
@@ -265,10 +314,15 @@ class RemoteFetcher:
             if pool is None:
                 if scheme == "https":  # the checked address, with the name for SNI and the certificate
                     pool = urllib3.HTTPSConnectionPool(
-                        address, port, server_hostname=host, assert_hostname=host, ca_certs=certifi.where()
+                        address,
+                        port,
+                        maxsize=POOL_CONNECTIONS,
+                        server_hostname=host,
+                        assert_hostname=host,
+                        ca_certs=certifi.where(),
                     )
                 else:
-                    pool = urllib3.HTTPConnectionPool(address, port)
+                    pool = urllib3.HTTPConnectionPool(address, port, maxsize=POOL_CONNECTIONS)
                 self._pools[key] = pool
             return pool
 

@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from herbarium.labels.model import (
-    EXPERT_STATES,
     BoxLabel,
     ClassificationLabel,
     LabelError,
@@ -33,8 +32,14 @@ _XYWH = re.compile(r"xywh=(?:pixel:)?(\d+),(\d+),(\d+),(\d+)")
 
 
 def _creator(label: BoxLabel | ClassificationLabel) -> dict[str, str]:
-    name = label.source or "unknown"
-    return {"type": "Person" if label.state in EXPERT_STATES else "Software", "name": name}
+    return {"type": "Person" if label.is_expert else "Software", "name": label.source or "unknown"}
+
+
+def _clipped(box: BoxLabel, width: int, height: int) -> tuple[float, float, float, float]:
+    """(x, y, w, h) of the part of ``box`` inside the image: a box past an edge is cropped, never moved."""
+    x0, y0 = min(max(box.x, 0.0), width), min(max(box.y, 0.0), height)
+    x1, y1 = min(max(box.x + box.width, 0.0), width), min(max(box.y + box.height, 0.0), height)
+    return x0, y0, x1 - x0, y1 - y0
 
 
 def _written(labels: SpecimenLabels) -> tuple[list[BoxLabel | ClassificationLabel], int]:
@@ -49,8 +54,9 @@ def as_annotation_page(labels: SpecimenLabels, canvas: str, page: str) -> tuple[
     for number, label in enumerate(kept, start=1):
         target: str | dict[str, Any] = canvas
         if isinstance(label, BoxLabel):
-            x, y = round(label.x), round(label.y)
-            w, h = max(1, round(label.width)), max(1, round(label.height))
+            cx, cy, cw, ch = _clipped(label, labels.width, labels.height)
+            x, y = round(cx), round(cy)
+            w, h = max(1, round(cx + cw) - x), max(1, round(cy + ch) - y)
             selector = {"type": "FragmentSelector", "conformsTo": MEDIA_FRAGMENTS, "value": f"xywh={x},{y},{w},{h}"}
             target = {"type": "SpecificResource", "source": canvas, "selector": selector}
         body: dict[str, Any] = {"type": "TextualBody", "value": label.label, "purpose": "tagging"}
@@ -97,11 +103,12 @@ def as_opends(labels: SpecimenLabels, target: str) -> tuple[list[dict[str, Any]]
     for label in kept:
         selector: dict[str, Any] = {"@type": "ods:ClassSelector", "ods:className": label.control or "classification"}
         if isinstance(label, BoxLabel):
+            x, y, w, h = _clipped(label, labels.width, labels.height)
             roi = {
-                "ac:xFrac": _fraction(label.x, labels.width),
-                "ac:yFrac": _fraction(label.y, labels.height),
-                "ac:widthFrac": _fraction(label.width, labels.width),
-                "ac:heightFrac": _fraction(label.height, labels.height),
+                "ac:xFrac": x / labels.width,
+                "ac:yFrac": y / labels.height,
+                "ac:widthFrac": w / labels.width,
+                "ac:heightFrac": h / labels.height,
             }
             selector = {"@type": "ac:RegionOfInterest", "ac:hasROI": roi}
         creator = _creator(label)
@@ -122,25 +129,25 @@ def boxes_from_opends(annotations: Sequence[Mapping[str, Any]], width: int, heig
     """The boxes of openDS annotations on a ``width`` x ``height`` image; LabelError for one it cannot read."""
     boxes = []
     for i, annotation in enumerate(annotations):
-        selector = annotation.get("oa:hasTarget", {}).get("oa:hasSelector", {})
+        selector = _dict(_dict(_dict(annotation).get("oa:hasTarget")).get("oa:hasSelector"))
         if selector.get("@type") != "ac:RegionOfInterest":
             continue
-        roi = selector.get("ac:hasROI", {})
+        roi = _dict(selector.get("ac:hasROI"))
         keys = ("ac:xFrac", "ac:yFrac", "ac:widthFrac", "ac:heightFrac")
         x, y, w, h = (finite_number(roi.get(k), f"[{i}].oa:hasTarget.oa:hasSelector.ac:hasROI.{k}") for k in keys)
         if not all(0 <= v <= 1 for v in (x, y, w, h)):
             raise LabelError(f"[{i}]: ac:hasROI fractions must lie in [0, 1], got {roi}")
-        values = annotation.get("oa:hasBody", {}).get("oa:value")
+        values = _dict(annotation.get("oa:hasBody")).get("oa:value")
         if not isinstance(values, list) or not values or not isinstance(values[0], str):
             raise LabelError(f"[{i}].oa:hasBody.oa:value: expected the class's name")
-        name = annotation.get("dcterms:creator", {}).get("schema:name")
+        name = _dict(annotation.get("dcterms:creator")).get("schema:name")
         boxes.append(BoxLabel(label=values[0], x=x * width, y=y * height, width=w * width, height=h * height,
                               source=name))  # fmt: skip
     return boxes
 
 
-def _fraction(value: float, whole: int) -> float:
-    return min(1.0, max(0.0, value / whole))
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 __all__ = [

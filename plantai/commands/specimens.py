@@ -162,14 +162,13 @@ def _read_local_source(
         if records is None:
             raise click.UsageError("--records is required when SOURCE is a folder of images")
         return read_folder(source, records)
-    if source.is_dir():
-        return read_dwca(source, source)
-    extract_to = extract_to or _default_folder(document_root, _archive_stem(source))
+    # An archive folder is read in place; a zip is extracted (under the document root unless told where).
+    folder = source if source.is_dir() else extract_to or _default_folder(document_root, _archive_stem(source))
     fetch = None
     if fetching is not None:
         media_into, workers, quiet = fetching
-        fetch = _media_fetcher(media_into or extract_to / "media", workers, quiet)
-    return read_dwca(source, extract_to, fetch)
+        fetch = _media_fetcher(media_into or folder / "media", workers, quiet)
+    return read_dwca(source, folder, fetch)
 
 
 def _default_folder(document_root: Path | None, name: str) -> Path:
@@ -216,9 +215,8 @@ def _media_fetcher(folder: Path, workers: int, quiet: bool) -> RemoteMediaFetch:
 
     from connectors.remote_media import fetch_media
 
-    fetcher = _remote_fetcher()
-
     def fetch(requests: Sequence[MediaRequest]) -> MediaFetch:
+        fetcher = _remote_fetcher()  # only when there are URLs: a local-only source needs no remote settings
         columns = (TextColumn("fetching images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=Console(stderr=True), transient=True, disable=quiet) as bar:
             task = bar.add_task("fetch", total=None)

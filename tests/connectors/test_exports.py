@@ -122,3 +122,6 @@ def test_web_annotation_exports_write_one_file_per_specimen(specimen: ExportSpec
     assert opends.annotations == iiif.annotations
     with pytest.raises(ValueError, match="iiif or opends"):
         export_annotations([specimen], tmp_path / "x", "w3c")
+    twins = [replace(specimen, catalog_number=n) for n in ("A/1", "A_1", "A 1")]
+    export_annotations(twins, tmp_path / "twins", "iiif")
+    assert sorted(p.name for p in (tmp_path / "twins").iterdir()) == ["A_1-2.json", "A_1-3.json", "A_1.json"]

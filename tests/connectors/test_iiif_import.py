@@ -11,85 +11,10 @@ import pytest
 
 from connectors.iiif_import import read_iiif, read_image_services, remote_json
 from herbarium.remote import RemoteFetcher, RemotePolicy
+from tests.fixtures.iiif_manifests import p2_manifest, p3_manifest
 from tests.fixtures.static_files import StaticServer
 
 CANVASES = 20
-
-
-def p3_manifest(base: str, name: str, canvases: int, per_canvas_numbers: bool) -> dict[str, Any]:
-    """A Presentation 3 manifest whose canvases are painted by Image API 3 services."""
-    items = []
-    for i in range(canvases):
-        service = f"{base}/iiif/img/{name}-{i}"
-        canvas: dict[str, Any] = {
-            "id": f"{base}/iiif/{name}/canvas/{i}",
-            "type": "Canvas",
-            "label": {"en": [f"sheet {i}"]},
-            "width": 6000,
-            "height": 9000,
-            "items": [
-                {
-                    "id": f"{base}/iiif/{name}/page/{i}",
-                    "type": "AnnotationPage",
-                    "items": [
-                        {
-                            "id": f"{base}/iiif/{name}/annotation/{i}",
-                            "type": "Annotation",
-                            "motivation": "painting",
-                            "target": f"{base}/iiif/{name}/canvas/{i}",
-                            "body": {
-                                "id": f"{service}/full/max/0/default.jpg",
-                                "type": "Image",
-                                "format": "image/jpeg",
-                                "service": [{"id": service, "type": "ImageService3", "profile": "level1"}],
-                            },
-                        }
-                    ],
-                }
-            ],
-        }
-        if per_canvas_numbers:
-            canvas["metadata"] = [{"label": {"en": ["Catalog Number"]}, "value": {"none": [f"E{1000 + i:08d}"]}}]
-        items.append(canvas)
-    return {
-        "@context": "http://iiif.io/api/presentation/3/context.json",
-        "id": f"{base}/iiif/{name}.json",
-        "type": "Manifest",
-        "label": {"en": [f"batch {name}"]},
-        "metadata": [{"label": {"en": ["Institution"]}, "value": {"en": ["Royal Botanic Garden Edinburgh"]}}],
-        "items": items,
-    }
-
-
-def p2_manifest(base: str) -> dict[str, Any]:
-    return {
-        "@context": "http://iiif.io/api/presentation/2/context.json",
-        "@id": f"{base}/iiif/p2.json",
-        "@type": "sc:Manifest",
-        "label": "Viola sororia",
-        "metadata": [{"label": "Barcode", "value": "B 10 0003487"}, {"label": "Collector", "value": "Taylor, A.R.A."}],
-        "sequences": [
-            {
-                "canvases": [
-                    {
-                        "@id": f"{base}/iiif/p2/canvas/1",
-                        "@type": "sc:Canvas",
-                        "images": [
-                            {
-                                "resource": {
-                                    "@id": f"{base}/iiif/img/p2/full/full/0/default.jpg",
-                                    "service": {
-                                        "@context": "http://iiif.io/api/image/2/context.json",
-                                        "@id": f"{base}/iiif/img/p2",
-                                    },
-                                }
-                            }
-                        ],
-                    }
-                ]
-            }
-        ],
-    }
 
 
 @pytest.fixture

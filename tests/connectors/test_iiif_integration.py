@@ -21,7 +21,7 @@ from herbarium.synth import generate_sheet
 from local_services.labelstudio import LocalLabelStudio
 from ml_backends.connect import connect_backend, predict_all_tasks
 from plantai.cli import cli
-from tests.connectors.test_iiif_import import p3_manifest
+from tests.fixtures.iiif_manifests import p3_manifest
 from tests.fixtures.iiif_reference import IIIFService
 from tests.fixtures.static_files import StaticServer
 

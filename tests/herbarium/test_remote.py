@@ -225,3 +225,55 @@ def test_the_policy_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLANTAI_REMOTE_SECONDS", "soon")
     with pytest.raises(RemotePolicyError, match="PLANTAI_REMOTE_SECONDS"):
         RemotePolicy.from_settings()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://attacker.example\x00.herbarium.example/a.jpg",  # a resolver cuts the name at the NUL
+        "http://attacker.example%00.herbarium.example/a.jpg",
+        "http://bad_name.herbarium.example/a.jpg",
+        "http://[::1/a.jpg",  # a bracket left open
+        "http://images.herbarium.example:port/a.jpg",
+    ],
+)
+def test_refused_host_a_name_the_resolver_could_read_otherwise(url: str) -> None:
+    lookups: list[str] = []
+    fetcher = _fetcher("*.herbarium.example", resolver=lambda host, port: lookups.append(host) or ["93.184.215.14"])
+    assert _refusal(fetcher, url).reason == "host"
+    assert lookups == []  # refused before any lookup
+
+
+def test_an_international_name_is_matched_as_the_resolver_sees_it() -> None:
+    seen: list[str] = []
+    fetcher = _fetcher("xn--hrbarium-k1a.example", resolver=lambda host, port: seen.append(host) or ["10.0.0.1"])
+    assert _refusal(fetcher, "http://hêrbarium.example/a.jpg").reason == "address"  # listed, then resolved
+    assert seen == ["xn--hrbarium-k1a.example"]
+
+
+@pytest.mark.parametrize("answer", ["64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1", "2001:0:4136:e378:8000:63bf:56ff:fefe"])
+def test_refused_address_an_ipv6_answer_carrying_a_private_ipv4(answer: str) -> None:
+    """NAT64, 6to4 and Teredo addresses reach the IPv4 address they embed (here 169.254.169.254, 169.254.1.1)."""
+    fetcher = _fetcher("images.herbarium.example", resolver=lambda host, port: [answer])
+    assert _refusal(fetcher, "https://images.herbarium.example/a.jpg").reason == "address"
+
+
+def test_refused_redirect_from_https_to_http() -> None:
+    fetcher = _fetcher("images.herbarium.example")
+    with pytest.raises(RemoteRefusedError, match="from https to http") as caught:
+        fetcher.policy.redirect_target("https://images.herbarium.example/a", "http://images.herbarium.example/b")
+    assert caught.value.reason == "redirect"
+
+
+def test_a_malformed_redirect_is_a_refusal_not_a_crash() -> None:
+    fetcher = _fetcher("127.0.0.0/8")
+    with pytest.raises(RemoteRefusedError) as caught:
+        fetcher.policy.redirect_target("http://127.0.0.1/a", "http://[::1")
+    assert caught.value.reason == "redirect"
+
+
+def test_the_next_checked_address_is_tried_when_the_first_takes_no_connection(server: str) -> None:
+    port = urlsplit(server).port
+    fetcher = _fetcher("sheets.herbarium.test, 127.0.0.0/8", resolver=lambda host, p: ["127.0.0.2", "127.0.0.1"])
+    # Nothing listens on 127.0.0.2 at that port: the server answers on 127.0.0.1.
+    assert fetcher.fetch(f"http://sheets.herbarium.test:{port}/sheet.jpg").data == SHEET

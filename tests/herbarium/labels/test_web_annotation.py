@@ -157,10 +157,21 @@ def test_opends_annotations_pass_the_schema_with_fractions_in_0_1_and_give_their
     assert back[1].height == pytest.approx(40.2)
 
 
-def test_a_box_past_the_image_edge_is_clamped_to_fractions_in_0_1() -> None:
+def test_a_box_past_the_image_edge_is_cropped_to_it_in_both_forms() -> None:
     labels = SpecimenLabels(width=10, height=10, labels=[BoxLabel(label="ruler", x=8, y=-1, width=5, height=3)])
     roi = as_opends(labels, "urn:x")[0][0]["oa:hasTarget"]["oa:hasSelector"]["ac:hasROI"]
-    assert all(0 <= v <= 1 for v in roi.values())
+    assert roi == pytest.approx({"ac:xFrac": 0.8, "ac:yFrac": 0.0, "ac:widthFrac": 0.2, "ac:heightFrac": 0.2})
+    page, _ = as_annotation_page(labels, CANVAS, "urn:plantai:x")
+    assert page["items"][0]["target"]["selector"]["value"] == "xywh=8,0,2,2"  # x 8..10, y 0..2
+
+
+def test_opends_read_from_outside_json_of_the_wrong_shape_skips_or_refuses_it_clearly() -> None:
+    assert boxes_from_opends([{"oa:hasTarget": "a string"}, {"oa:hasTarget": {"oa:hasSelector": []}}], 10, 10) == []
+    roi = {"ac:xFrac": 0.1, "ac:yFrac": 0.1, "ac:widthFrac": 0.1, "ac:heightFrac": 0.1}
+    annotation = {"oa:hasTarget": {"oa:hasSelector": {"@type": "ac:RegionOfInterest", "ac:hasROI": roi}},
+                  "oa:hasBody": "leaf"}  # fmt: skip
+    with pytest.raises(LabelError, match="oa:value"):
+        boxes_from_opends([annotation], 10, 10)
 
 
 @pytest.mark.parametrize(
