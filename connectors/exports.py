@@ -47,7 +47,7 @@ EXPERT_METHOD = "expert review"  # measurementMethod of a value an expert set or
 @dataclass(frozen=True)
 class ExportSpecimen:
     catalog_number: str
-    image: Path
+    image: Path | str  # a file, or the URL of an image that stays remote (IIIF)
     labels: SpecimenLabels
     record: dict[str, str] = field(default_factory=dict)
 
@@ -153,7 +153,7 @@ def export_annotations(specimens: Sequence[ExportSpecimen], out_dir: Path, form:
     annotations = left_out = 0
     names: set[str] = set()
     for specimen in specimens:
-        image = specimen.record.get(ASSOCIATED_MEDIA) or Path(specimen.image).resolve().as_uri()
+        image = specimen.record.get(ASSOCIATED_MEDIA) or _image_uri(specimen.image)
         canvas = specimen.record.get("iiifCanvas") or image
         document: Any
         if form == "iiif":
@@ -195,9 +195,12 @@ def export_yolo(
     specimens: Sequence[ExportSpecimen], out_dir: Path, label_set: LabelSet, seed: int = 0
 ) -> TrainingDataset:
     """Validated boxes of ``label_set`` as a YOLO detect data set (train/val split by specimen)."""
-    return export_detection(
-        [(s.image, validated(s.labels)) for s in specimens], out_dir, label_set, seed=seed, val_fraction=0.2
-    )
+    remote = [s.catalog_number for s in specimens if isinstance(s.image, str)]
+    if remote:
+        raise ValueError(f"{len(remote)} specimens' images are remote ({', '.join(remote[:3])}...): a YOLO data set "
+                         "needs the files; import them from a DwC-A or CSV of their URLs to fetch them")  # fmt: skip
+    pairs = [(s.image, validated(s.labels)) for s in specimens if isinstance(s.image, Path)]
+    return export_detection(pairs, out_dir, label_set, seed=seed, val_fraction=0.2)
 
 
 @dataclass(frozen=True)
@@ -223,6 +226,9 @@ def clean_images(specimens: Iterable[ExportSpecimen], out_dir: Path) -> list[Cle
         if not masks:
             done.append(CleanedImage(specimen.catalog_number, None, None, "no plant mask"))
             continue
+        if isinstance(specimen.image, str):
+            done.append(CleanedImage(specimen.catalog_number, None, None, "the image is remote (not fetched)"))
+            continue
         plant = np.logical_or.reduce([label.mask for label in masks if isinstance(label, MaskLabel)])
         picture = np.asarray(read_image(specimen.image).image)
         if picture.shape[:2] != plant.shape:
@@ -235,6 +241,17 @@ def clean_images(specimens: Iterable[ExportSpecimen], out_dir: Path) -> list[Cle
         Image.fromarray(plant.astype(np.uint8) * 255).save(mask_path)
         done.append(CleanedImage(specimen.catalog_number, image_path, mask_path))
     return done
+
+
+def export_image(filepath: str, record: dict[str, str]) -> Path | str:
+    """A synced sample's image: its file, else (a task whose image stayed remote) the URL it was imported from."""
+    path = Path(filepath)
+    url = record.get(ASSOCIATED_MEDIA, "")
+    return url if not path.is_file() and url.startswith(("http://", "https://")) else path
+
+
+def _image_uri(image: Path | str) -> str:
+    return image if isinstance(image, str) else image.resolve().as_uri()
 
 
 def specimens_from_samples(samples: Iterable[Any], catalog_field: str = "catalogNumber") -> list[ExportSpecimen]:
@@ -273,7 +290,7 @@ def specimens_from_samples(samples: Iterable[Any], catalog_field: str = "catalog
         specimens.append(
             ExportSpecimen(
                 catalog_number=record.get(catalog_field) or str(sample.id),
-                image=Path(sample.filepath),
+                image=export_image(sample.filepath, record),
                 labels=SpecimenLabels(width=width, height=height, labels=labels),
                 record=record,
             )

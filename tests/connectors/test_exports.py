@@ -15,6 +15,7 @@ from connectors.exports import (
     export_annotations,
     export_coco,
     export_dwca,
+    export_image,
     export_yolo,
     measurements,
 )
@@ -125,3 +126,19 @@ def test_web_annotation_exports_write_one_file_per_specimen(specimen: ExportSpec
     twins = [replace(specimen, catalog_number=n) for n in ("A/1", "A_1", "A 1")]
     export_annotations(twins, tmp_path / "twins", "iiif")
     assert sorted(p.name for p in (tmp_path / "twins").iterdir()) == ["A_1-2.json", "A_1-3.json", "A_1.json"]
+
+
+def test_a_specimen_whose_image_stayed_remote_is_exported_by_its_url(specimen: ExportSpecimen, tmp_path: Path) -> None:
+    url = "https://iiif.example.org/iiif/3/E00001234/full/max/0/default.jpg"
+    record = {**specimen.record, "associatedMedia": url}
+    assert export_image("/https://iiif.example.org/iiif/3/E00001234/full/max/0/default.jpg", record) == url
+    assert export_image(str(specimen.image), record) == specimen.image  # a file on disk wins
+    remote = replace(specimen, image=url, record=record)
+    with DwCAReader(str(export_dwca([remote], tmp_path / "out.zip"))) as reader:
+        [row] = list(reader)
+        media = [e.data for e in row.extensions if "Multimedia" in e.rowtype]
+    assert [m["http://purl.org/dc/terms/identifier"] for m in media] == [url]
+    [cleaned] = clean_images([remote], tmp_path / "clean")
+    assert cleaned.reason == "the image is remote (not fetched)"
+    with pytest.raises(ValueError, match="images are remote"):
+        export_yolo([remote], tmp_path / "yolo", NONVEGETAL)
