@@ -228,8 +228,9 @@ class Fetched:
 class RemoteFetcher:
     """Fetches under a :class:`RemotePolicy`; keeps one connection pool per checked address (thread-safe)."""
 
-    def __init__(self, policy: RemotePolicy) -> None:
+    def __init__(self, policy: RemotePolicy, ca_certs: str | None = None) -> None:
         self.policy = policy
+        self.ca_certs = ca_certs or certifi.where()  # the certificate authorities https servers must chain to
         self._pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
         self._lock = threading.Lock()
 
@@ -319,7 +320,7 @@ class RemoteFetcher:
                         maxsize=POOL_CONNECTIONS,
                         server_hostname=host,
                         assert_hostname=host,
-                        ca_certs=certifi.where(),
+                        ca_certs=self.ca_certs,
                     )
                 else:
                     pool = urllib3.HTTPConnectionPool(address, port, maxsize=POOL_CONNECTIONS)

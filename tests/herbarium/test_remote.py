@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -277,3 +280,42 @@ def test_the_next_checked_address_is_tried_when_the_first_takes_no_connection(se
     fetcher = _fetcher("sheets.herbarium.test, 127.0.0.0/8", resolver=lambda host, p: ["127.0.0.2", "127.0.0.1"])
     # Nothing listens on 127.0.0.2 at that port: the server answers on 127.0.0.1.
     assert fetcher.fetch(f"http://sheets.herbarium.test:{port}/sheet.jpg").data == SHEET
+
+
+def _certificate(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` (openssl, Debian's), and its key."""
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key),
+         "-out", str(cert), "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def https_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """This module's handler over TLS on 127.0.0.1, with a certificate for sheets.herbarium.test."""
+    cert, key = _certificate(tmp_path, "sheets.herbarium.test")
+    httpd = _QuietServer(("127.0.0.1", 0), _Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd.server_address[1], cert
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def test_https_goes_to_the_checked_address_and_checks_the_certificate_for_the_name(
+    https_server: tuple[int, Path], tmp_path: Path
+) -> None:
+    port, cert = https_server
+    policy = RemotePolicy.parse("sheets.herbarium.test, 127.0.0.1", MIB, 10.0, lambda host, p: ["127.0.0.1"])
+    fetched = RemoteFetcher(policy, ca_certs=str(cert)).fetch(f"https://sheets.herbarium.test:{port}/host")
+    assert fetched.data == f"sheets.herbarium.test:{port}".encode()  # the name in Host, the address checked
+    other, _ = _certificate(tmp_path, "other.herbarium.test")
+    refusal = _refusal(RemoteFetcher(policy, ca_certs=str(other)), f"https://sheets.herbarium.test:{port}/host")
+    assert refusal.reason == "network"  # a certificate no trusted authority signed for the name: no body read
