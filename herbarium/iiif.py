@@ -10,6 +10,7 @@ side: the server scales it (``!w,h``: as large as fits in w x h, never larger th
 
 from __future__ import annotations
 
+import math
 import re
 from urllib.parse import urlsplit, urlunsplit
 
@@ -88,6 +89,26 @@ def full_size(info: object) -> tuple[int, int]:
     return width, height
 
 
+def shown_size(info: object) -> tuple[int, int]:
+    """(width, height) of the full region at ``max``: the full size, unless the service caps it (maxWidth,
+    maxHeight, maxArea; in Image API 2 they sit in the profile's second entry). What Label Studio shows for a
+    ``full/max`` request, and so the frame every prediction is placed in."""
+    width, height = full_size(info)
+    assert isinstance(info, dict)
+    profile = info.get("profile")
+    caps = {**(profile[1] if isinstance(profile, list) and len(profile) > 1 and isinstance(profile[1], dict)
+               else {}), **info}  # fmt: skip
+    scale = 1.0
+    for key, side in (("maxWidth", width), ("maxHeight", height)):
+        if isinstance(caps.get(key), int) and caps[key] > 0:
+            scale = min(scale, caps[key] / side)
+    if isinstance(caps.get("maxArea"), int) and caps["maxArea"] > 0:
+        scale = min(scale, math.sqrt(caps["maxArea"] / (width * height)))
+    if scale >= 1:
+        return width, height
+    return max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+
+
 def _request_segments(url: str) -> list[str] | None:
     segments = urlsplit(url).path.split("/")
     if len(segments) < 6 or not all(segments[-5:]):  # an identifier, then the four parameters
@@ -106,4 +127,12 @@ def _request_segments(url: str) -> list[str] | None:
     return segments
 
 
-__all__ = ["IIIFError", "full_size", "info_url", "is_image_request", "size_parameter", "sized_request"]
+__all__ = [
+    "IIIFError",
+    "full_size",
+    "info_url",
+    "is_image_request",
+    "shown_size",
+    "size_parameter",
+    "sized_request",
+]

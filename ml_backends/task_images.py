@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from herbarium.iiif import IIIFError, full_size, info_url, sized_request
+from herbarium.iiif import IIIFError, info_url, shown_size, sized_request
 from herbarium.imaging import ImageReadError, SpecimenImage, read_image
 from herbarium.labels.local_files import LocalFilesError, is_local_files_url, local_file
 from herbarium.remote import RemoteFetcher, RemoteRefusedError
@@ -145,7 +145,7 @@ class TaskImages:
             if max_side is None or info is None:
                 return read_image(self.remote.fetch(ref).data, max_side=max_side, name=ref)
             service = json.loads(self.remote.fetch(info).data)
-            width, height = full_size(service)
+            width, height = shown_size(service)  # the frame Label Studio shows for full/max
             sized = sized_request(ref, max_side, service) or ref
             picture = read_image(self.remote.fetch(sized).data, max_side=max_side, name=sized)
         except RemoteRefusedError as refusal:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from herbarium.iiif import IIIFError, full_size, info_url, is_image_request, size_parameter, sized_request
+from herbarium.iiif import (
+    IIIFError,
+    full_size,
+    info_url,
+    is_image_request,
+    shown_size,
+    size_parameter,
+    sized_request,
+)
 
 BASE = "https://iiif.herbarium.example/iiif/3/BM000521755"
 
@@ -77,3 +85,14 @@ def test_a_level0_service_is_asked_one_of_the_sizes_it_lists() -> None:
     assert size_parameter(level2, 1024) == "full"
     assert size_parameter({"profile": "level1"}, 1024) == "!1024,1024"
     assert size_parameter(None, 512) == "!512,512"
+
+
+def test_the_size_shown_for_max_honours_the_services_caps() -> None:
+    info = {"width": 6000, "height": 9000}
+    assert shown_size(info) == (6000, 9000)
+    assert shown_size({**info, "maxWidth": 3000}) == (3000, 4500)
+    assert shown_size({**info, "maxWidth": 3000, "maxHeight": 3000}) == (2000, 3000)
+    assert shown_size({**info, "maxArea": 6000 * 9000 // 4}) == (3000, 4500)
+    assert shown_size({**info, "maxWidth": 10000}) == (6000, 9000)  # never enlarged
+    level2 = {**info, "profile": ["http://iiif.io/api/image/2/level2.json", {"maxWidth": 1500}]}
+    assert shown_size(level2) == (1500, 2250)
