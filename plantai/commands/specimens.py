@@ -140,8 +140,9 @@ def _read_local_source(
 ) -> SpecimenImport:
     """A folder with its records, or a Darwin Core Archive (extracted to ``extract_to``, else under the
     document root); ``fetching``: (--media-into, --workers, quiet) to fetch an archive's image URLs."""
+    from connectors.dwca_reader import read_dwca
     from connectors.remote_media import MediaFetch
-    from connectors.specimens import read_dwca, read_folder, read_url_csv
+    from connectors.specimens import read_folder, read_url_csv
 
     if not source.exists():
         raise click.BadParameter(f"{source}: no such file or folder", param_hint="SOURCE")

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from connectors.dwca_reader import read_dwca
 from connectors.dwca_writer import write_dwca
 from connectors.projects import SpecimenTask
 from connectors.remote_media import LEDGER, MediaFetch, MediaRequest, fetch_media, read_ledger
-from connectors.specimens import RemoteMediaFetch, read_dwca, read_url_csv
+from connectors.specimens import RemoteMediaFetch, read_url_csv
 from herbarium.remote import RemoteFetcher, RemotePolicy
 from tests.fixtures.static_files import StaticServer
 

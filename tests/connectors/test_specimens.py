@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 import connectors.specimens as specimens_module
+from connectors.dwca_reader import read_dwca
 from connectors.dwca_writer import write_dwca
 from connectors.projects import SpecimenTask
 from connectors.specimens import (
     BarcodeMatch,
     SpecimenImportError,
-    read_dwca,
     read_folder,
 )
 from herbarium.synth import Manifest, write_sheets
