@@ -75,12 +75,8 @@ def measurements(specimen: ExportSpecimen) -> list[Measurement]:
     """Traits and organ counts of one specimen, each with the method that gave it."""
     rows: list[Measurement] = []
     for trait, label_set in TRAITS.items():
-        values = [
-            label
-            for label in specimen.labels.labels
-            if isinstance(label, ClassificationLabel) and label.control == trait and _resolves(label_set, label.label)
-        ]
-        for label in _preferred(values)[:1]:
+        label = _trait_label(specimen, trait)
+        if label is not None:
             rows.append(
                 Measurement(
                     specimen.catalog_number,
@@ -114,16 +110,21 @@ def measurements(specimen: ExportSpecimen) -> list[Measurement]:
     return rows
 
 
-def reproductive_condition(specimen: ExportSpecimen) -> str | None:
-    """Darwin Core's reproductiveCondition from the specimen's phenology (the expert's, else the model's)."""
-    phenology = TRAITS["phenology"]
+def _trait_label(specimen: ExportSpecimen, trait: str) -> Label | None:
+    """The specimen's label for ``trait`` that counts: the expert's, else the model's; None without one."""
+    label_set = TRAITS[trait]
     values = [
         label
         for label in specimen.labels.labels
-        if isinstance(label, ClassificationLabel) and label.control == "phenology" and _resolves(phenology, label.label)
+        if isinstance(label, ClassificationLabel) and label.control == trait and _resolves(label_set, label.label)
     ]
-    chosen = _preferred(values)
-    return phenology.resolve(chosen[0].label) if chosen else None
+    return next(iter(_preferred(values)), None)
+
+
+def reproductive_condition(specimen: ExportSpecimen) -> str | None:
+    """Darwin Core's reproductiveCondition from the specimen's phenology (the expert's, else the model's)."""
+    label = _trait_label(specimen, "phenology")
+    return TRAITS["phenology"].resolve(label.label) if label is not None else None
 
 
 def export_dwca(specimens: Sequence[ExportSpecimen], out_zip: Path) -> Path:
